@@ -1,0 +1,86 @@
+"""The web app: create_app() wires the parts together; routes live in their domains."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from asgi_correlation_id import CorrelationIdMiddleware
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from docdigest.core.db import create_engine, create_sessionmaker
+from docdigest.core.errors import AppError
+from docdigest.core.health import router as health_router
+from docdigest.core.logging import configure_logging, is_valid_request_id
+from docdigest.core.metrics import instrument
+from docdigest.core.queue import connect_queue
+from docdigest.documents.routes import router as documents_router
+from docdigest.jobs.dashboard.api import router as jobs_admin_api
+from docdigest.jobs.dashboard.pages import router as jobs_admin_pages
+from docdigest.mail.routes import router as dev_mail_router
+from docdigest.settings import Settings, get_settings
+from docdigest.users.csrf import CsrfCookieMiddleware
+from docdigest.users.routes import router as users_router
+from docdigest.web.errors import error_page, install_error_pages, wants_html
+from docdigest.web.pages import router as pages_router
+
+STATIC_DIR = Path(__file__).parent / "web" / "static"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url)
+        queue = await connect_queue(settings)
+        app.state.engine = engine
+        app.state.arq = queue
+        app.state.sessionmaker = create_sessionmaker(engine, queue=queue, settings=settings)
+        try:
+            yield
+        finally:
+            await queue.aclose()
+            await engine.dispose()
+
+    app = FastAPI(title="docdigest", lifespan=lifespan)
+    app.state.settings = settings
+    app.add_middleware(CsrfCookieMiddleware)
+    app.add_middleware(
+        CorrelationIdMiddleware, header_name="X-Request-ID", validator=is_valid_request_id
+    )
+
+    @app.exception_handler(AppError)
+    async def app_error(request: Request, exc: AppError) -> Response:
+        if wants_html(request):
+            return await error_page(request, exc.status_code, exc.message)
+        retry_after = exc.detail.get("retry_after_s")
+        return JSONResponse(
+            {"detail": exc.message, "code": exc.code, **exc.detail},
+            status_code=exc.status_code,
+            headers={"Retry-After": str(retry_after)} if retry_after is not None else None,
+        )
+
+    install_error_pages(app)
+
+    instrument(app)
+    app.include_router(health_router)
+    app.include_router(jobs_admin_api)
+    app.include_router(jobs_admin_pages)
+    app.include_router(users_router)
+    app.include_router(documents_router)
+    if settings.dev_mail_enabled:
+        app.include_router(dev_mail_router)
+    app.include_router(pages_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory docdigest.main:app_from_env`."""
+    settings = get_settings()
+    configure_logging(settings)
+    return create_app(settings)

@@ -1,0 +1,91 @@
+"""`docdigest web`, `docdigest worker` and the plain Arq command start as an operator runs them."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from docdigest.devserver.redis import free_port
+from tests.ops.conftest import DOCDIGEST, clean_env
+
+
+@pytest.fixture
+def stack_env(tmp_path: Path, redis_url: str) -> dict[str, str]:
+    env = clean_env(
+        DOCDIGEST_DATA_DIR=str(tmp_path / "data"),
+        DOCDIGEST_REDIS_URL=redis_url,
+        DOCDIGEST_QUEUE_NAME=f"docdigest:test:{tmp_path.name}",
+        DOCDIGEST_SMTP_HOST="127.0.0.1",
+        DOCDIGEST_SMTP_PORT=str(free_port()),
+    )
+    subprocess.run([DOCDIGEST, "migrate"], env=env, check=True, capture_output=True, timeout=120)
+    return env
+
+
+def wait_until_answering(url: str, process: subprocess.Popen[str]) -> httpx.Response:
+    deadline = time.monotonic() + 120  # a guard against hanging, not a speed check
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[0]
+        try:
+            return httpx.get(url, timeout=2)
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise AssertionError(f"{url} never answered")
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_web_serves_with_one_or_several_processes(
+    stack_env: dict[str, str], processes: int
+) -> None:
+    port = free_port()
+    web = subprocess.Popen(
+        [DOCDIGEST, "web", "--port", str(port), "--workers", str(processes)],
+        env=stack_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert wait_until_answering(f"http://127.0.0.1:{port}/healthz", web).status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
+        serving = [p for p in psutil.Process(web.pid).children(recursive=True) if p.is_running()]
+        if processes > 1:
+            # uvicorn's supervisor plus one process per worker
+            assert len([p for p in serving if "python" in p.name().lower()]) >= processes
+    finally:
+        web.send_signal(signal.SIGTERM)
+        output = web.communicate(timeout=60)[0]
+    # uvicorn re-raises the signal once it has shut down cleanly
+    assert web.returncode in (0, -signal.SIGTERM), output
+    assert "Application shutdown complete" in output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[DOCDIGEST, "worker", "--burst"], [sys.executable, "-m", "arq", "--burst"]],
+    ids=["docdigest-worker", "arq"],
+)
+def test_worker_commands_connect_and_finish_a_burst(
+    stack_env: dict[str, str], command: list[str]
+) -> None:
+    if command[-2:] == ["arq", "--burst"]:
+        command = [*command, "docdigest.worker.WorkerSettings"]
+    result = subprocess.run(command, env=stack_env, capture_output=True, text=True, timeout=120)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert re.search(r"(?i)(starting worker|worker starting) for \d+ functions", output), output
+
+
+def test_help_lists_every_command() -> None:
+    result = subprocess.run([DOCDIGEST, "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    for command in ("run", "web", "worker", "migrate", "users", "jobs"):
+        assert command in result.stdout
