@@ -1,0 +1,8 @@
+"""The workflow layer on Arq: declare jobs, enqueue after commit, retry by policy."""
+
+from docdigest.jobs.context import JobContext
+from docdigest.jobs.enqueue import enqueue
+from docdigest.jobs.registry import JobSpec, job
+from docdigest.jobs.retry import Permanent, Transient
+
+__all__ = ["JobContext", "JobSpec", "Permanent", "Transient", "enqueue", "job"]

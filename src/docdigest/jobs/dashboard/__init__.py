@@ -1,0 +1,1 @@
+"""The jobs dashboard: admin pages, JSON API, and the queries behind both."""

@@ -1,0 +1,159 @@
+"""Start jobs the moment they are pushed, instead of at the worker's next poll.
+
+Each push of a job that is due now also LPUSHes a token to `<queue>:wake` (capped
+at WAKE_TOKENS_MAX by LTRIM, so the list never grows); an idle worker blocks on
+BLPOP of that list and polls as soon as a token arrives. Cost to Redis: one
+LPUSH and one LTRIM inside the push's MULTI (no extra round trip), one BLPOP per
+token on a connection each worker keeps blocked, and no polling traffic while
+idle beyond one command per `poll_delay` (the fallback for deferred jobs).
+A worker also polls again as soon as one of its jobs finishes, so under load it
+never sits out a poll delay while the queue is full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from arq.constants import in_progress_key_prefix
+from arq.utils import timestamp_ms
+from arq.worker import Worker
+from redis.exceptions import RedisError
+
+log = logging.getLogger("docdigest.jobs")
+
+WAKE_TOKENS_MAX = 64
+
+# Claim a due job for this worker: the in-progress key Arq's other workers respect.
+_CLAIM_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not score or tonumber(score) > tonumber(ARGV[2]) then return false end
+redis.call('PSETEX', KEYS[1], ARGV[3], '1')
+return score
+"""
+
+
+def wake_key(queue_name: str) -> str:
+    return f"{queue_name}:wake"
+
+
+class WakeUpWorker(Worker):
+    """Arq's worker, woken by pushes and by its own finished jobs rather than a timer."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        _use_uvloop_when_idle()
+        super().__init__(*args, **kwargs)
+        arq_log = logging.getLogger("arq.worker")
+        if arq_log.level == logging.NOTSET:
+            # The wrapper's "job start"/"job done" lines say more than Arq's per-job
+            # lines; keeping both costs two formatted lines per job for nothing new.
+            arq_log.setLevel(logging.WARNING)
+        self.ctx["worker"] = self
+        self._wake = asyncio.Event()
+        self._listener: asyncio.Task[None] | None = None
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        """Arq's start_jobs with its claim (WATCH, EXISTS, ZSCORE, MULTI/EXEC: four round
+        trips, one job after another) done by one Lua script; ids this worker is
+        already running are skipped without asking Redis."""
+        claim = self.pool.register_script(_CLAIM_SCRIPT)
+        timeout_ms = int(self.in_progress_timeout_s * 1000)
+        for job_id_b in job_ids:
+            job_id = job_id_b.decode()
+            if job_id in self.tasks:
+                continue
+            await self.sem.acquire()
+            if self.job_counter >= self.max_jobs:
+                self.sem.release()
+                return
+            self.job_counter += 1
+            score = await claim(
+                keys=[in_progress_key_prefix + job_id, self.queue_name],
+                args=[job_id, timestamp_ms(), timeout_ms],
+            )
+            if score is None:
+                # Running elsewhere, finished, or deferred again meanwhile.
+                self.job_counter -= 1
+                self.sem.release()
+                continue
+            task = self.loop.create_task(self.run_job(job_id, int(float(score))))
+            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            self.tasks[job_id] = task
+
+    def _release_sem_dec_counter_on_complete(self) -> None:
+        super()._release_sem_dec_counter_on_complete()
+        self._wake.set()
+
+    async def main(self) -> None:
+        # Arq's main(), with its fixed-interval poll replaced by `_wait`.
+        if self._pool is None:
+            from arq.connections import create_pool
+
+            self._pool = await create_pool(
+                self.redis_settings,
+                job_deserializer=self.job_deserializer,
+                job_serializer=self.job_serializer,
+                default_queue_name=self.queue_name,
+                expires_extra_ms=self.expires_extra_ms,
+            )
+        log.info("worker starting for %d functions", len(self.functions))
+        self.ctx["redis"] = self.pool
+        if self.on_startup:
+            await self.on_startup(self.ctx)
+        self._listener = asyncio.create_task(self._listen())
+        try:
+            while True:
+                self._wake.clear()
+                await self._poll_iteration()
+                if self.burst:
+                    if 0 <= self.max_burst_jobs <= self._jobs_started():
+                        await asyncio.gather(*self.tasks.values())
+                        return
+                    if await self.pool.zcard(self.queue_name) == 0:
+                        await asyncio.gather(*self.tasks.values())
+                        return
+                await self._wait()
+        finally:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+
+    async def _wait(self) -> None:
+        timeout = self.poll_delay_s
+        if not self.tasks:
+            # Idle: sleep no longer than until the next deferred job is due.
+            now = timestamp_ms()
+            head = await self.pool.zrangebyscore(
+                self.queue_name, min=now, max="+inf", start=0, num=1, withscores=True
+            )
+            if head:
+                timeout = min(timeout, max((head[0][1] - timestamp_ms()) / 1000, 0))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _listen(self) -> None:
+        key = wake_key(self.queue_name)
+        while True:
+            try:
+                token = await self.pool.blpop([key], timeout=max(int(self.poll_delay_s), 1))  # type: ignore[misc]
+            except RedisError:
+                log.warning("wake-up listener lost Redis; polling meanwhile", exc_info=True)
+                await asyncio.sleep(1)
+                continue
+            if token is not None:
+                self._wake.set()
+
+
+def _use_uvloop_when_idle() -> None:
+    """uvloop for a worker process that owns its loop (not inside tests' running loop)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        try:
+            import uvloop
+        except ImportError:
+            return
+        asyncio.set_event_loop(uvloop.new_event_loop())
