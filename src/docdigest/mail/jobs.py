@@ -1,0 +1,3 @@
+from docdigest.jobs import JobSpec
+
+JOBS: list[JobSpec] = []

@@ -1,0 +1,166 @@
+"""Send each message once: the outbox row, keyed by what the message is about, says
+whether it left already (a retried or duplicated job finds it `sent` and stops).
+
+`send_once` commits the caller's session twice — after claiming the row and after
+the send — because the "sent" mark must be durable the moment the mail is out;
+a later rollback of the job must not forget it. Call it as a job's last effect.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from docdigest.core.db import commit, utcnow
+from docdigest.jobs import Transient
+from docdigest.jobs.context import current_job_id
+from docdigest.jobs.enqueue import settings_of
+from docdigest.mail.mailer import Mailer
+from docdigest.mail.models import OutboxMessage, OutboxStatus
+from docdigest.mail.render import RenderedMail, render_mail
+from docdigest.settings import Settings
+
+#: A `sending` row older than this belongs to a worker that died mid-send: take it over.
+#: Longer than any mail-sending job's timeout, which bounds a live send.
+SEND_LEASE = timedelta(minutes=2)
+
+
+def message_id_for(key: str) -> str:
+    """Stable per key, so a receiving server can drop the copy a crash between
+    sending and marking `sent` would produce."""
+    return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@docdigest>"
+
+
+def public_base_url(settings: Settings) -> str:
+    return settings.base_url.rstrip("/") or f"http://{settings.host}:{settings.port}"
+
+
+def build_message(rendered: RenderedMail, *, to: str, key: str) -> EmailMessage:
+    message = EmailMessage()
+    message["To"] = to
+    message["Subject"] = rendered.subject
+    message["Message-ID"] = message_id_for(key)
+    message["Date"] = format_datetime(utcnow())
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(rendered.text)
+    message.add_alternative(rendered.html, subtype="html")
+    return message
+
+
+async def send_once(
+    session: AsyncSession,
+    mailer: Mailer,
+    *,
+    key: str,
+    to: str,
+    template: str,
+    context: dict[str, Any],
+) -> bool:
+    """Render `template` and send it to `to` unless `key` was sent already.
+
+    Returns False when it was (or was skipped on purpose). Raises `Transient` while
+    another worker is sending it.
+    """
+    settings = settings_of(session)
+    rendered = render_mail(template, {"base_url": public_base_url(settings), **context})
+    if not await _claim(session, key=key, to=to, template=template):
+        return False
+    try:
+        await mailer.send(build_message(rendered, to=to, key=key))
+    except Exception as exc:
+        await _set(
+            session, key, status=OutboxStatus.PENDING, claimed_at=None, last_error=repr(exc)[:2000]
+        )
+        await commit(session)
+        raise
+    await _set(
+        session,
+        key,
+        status=OutboxStatus.SENT,
+        subject=rendered.subject,
+        sent_at=utcnow(),
+        last_error=None,
+    )
+    await commit(session)
+    return True
+
+
+async def record_skipped(
+    session: AsyncSession, *, key: str, to: str, template: str, reason: str
+) -> None:
+    """Keep, under the message's key, that it was deliberately not sent and why."""
+    if await session.scalar(select(OutboxMessage.id).where(OutboxMessage.key == key)) is None:
+        session.add(
+            OutboxMessage(
+                key=key,
+                to=to,
+                template=template,
+                message_id=message_id_for(key),
+                status=OutboxStatus.SKIPPED,
+                note=reason,
+            )
+        )
+        await session.flush()
+
+
+async def _claim(session: AsyncSession, *, key: str, to: str, template: str) -> bool:
+    """Mark the row `sending` for us; False if it is sent already."""
+    if await session.scalar(select(OutboxMessage.id).where(OutboxMessage.key == key)) is None:
+        try:
+            async with session.begin_nested():
+                session.add(
+                    OutboxMessage(
+                        key=key,
+                        to=to,
+                        template=template,
+                        message_id=message_id_for(key),
+                        status=OutboxStatus.PENDING,
+                    )
+                )
+        except IntegrityError:
+            pass  # another sender inserted it first; the update below decides
+    now = utcnow()
+    job_id = current_job_id.get()
+    # Arq runs a job again only once its previous attempt is gone, so a row claimed
+    # by this same job id was left by a crashed attempt and is ours to take over.
+    abandoned = OutboxMessage.claimed_at < now - SEND_LEASE
+    if job_id is not None:
+        abandoned = or_(abandoned, OutboxMessage.claimed_by == job_id)
+    claimable = or_(
+        OutboxMessage.status == OutboxStatus.PENDING,
+        and_(OutboxMessage.status == OutboxStatus.SENDING, abandoned),
+    )
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.key == key, claimable)
+        .values(
+            status=OutboxStatus.SENDING,
+            claimed_at=now,
+            claimed_by=job_id,
+            attempts=OutboxMessage.attempts + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if cast(CursorResult[Any], result).rowcount == 0:
+        status = await session.scalar(select(OutboxMessage.status).where(OutboxMessage.key == key))
+        if status in (OutboxStatus.SENT, OutboxStatus.SKIPPED):
+            return False
+        raise Transient(f"mail {key} is being sent by another worker")
+    await commit(session)
+    return True
+
+
+async def _set(session: AsyncSession, key: str, **values: Any) -> None:
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.key == key)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
