@@ -1,0 +1,168 @@
+"""The processing chain: process_document → extract_text → summarize_document → email_user.
+
+Each step loads its document by id, returns at once if its work is done, and
+enqueues the next step in the same transaction as its own result. The commit
+in the middle of a step makes "extracting"/"summarizing" and the started step
+visible while the slow part runs.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from docdigest.core.db import commit, rollback
+from docdigest.documents import pipeline
+from docdigest.documents.extract import ExtractionFailed
+from docdigest.documents.models import Document, DocumentStatus, DocumentStep
+from docdigest.documents.removal import remove_document
+from docdigest.documents.storage import Storage
+from docdigest.jobs import JobContext, JobSpec, enqueue, job
+from docdigest.mail.mailer import Mailer
+from docdigest.mail.outbox import public_base_url, send_once
+from docdigest.users.models import User
+
+
+@job(timeout_s=30, subject="document:{document_id}")
+async def process_document(jc: JobContext, document_id: int) -> None:
+    document = await jc.session.get(Document, document_id)
+    if document is None or document.status != DocumentStatus.QUEUED:
+        return
+    await enqueue(
+        jc.session,
+        extract_text,
+        key=f"extract:{document_id}:{document.generation}",
+        document_id=document_id,
+    )
+
+
+@job(timeout_s=120, subject="document:{document_id}")
+async def extract_text(jc: JobContext, document_id: int) -> None:
+    document = await jc.session.get(Document, document_id)
+    if document is None or document.status not in (
+        DocumentStatus.QUEUED,
+        DocumentStatus.EXTRACTING,
+    ):
+        return
+    document.status = DocumentStatus.EXTRACTING
+    step = pipeline.begin_step(
+        jc.session, document, pipeline.EXTRACT, attempt=jc.attempt, job_id=jc.job_id
+    )
+    await commit(jc.session)
+    storage = jc.resource(Storage)
+    try:
+        extracted = await pipeline.extract(storage, jc.settings, document)
+    except ExtractionFailed as exc:
+        pipeline.fail_document(document, step, str(exc))
+        return
+    except Exception as exc:
+        await _record_error(jc, document, step, exc)
+        raise
+    await pipeline.store_text(jc.session, storage, document, extracted)
+    pipeline.finish_step(step)
+    document.status = DocumentStatus.SUMMARIZING
+    await enqueue(
+        jc.session,
+        summarize_document,
+        key=f"summarize:{document_id}:{document.generation}",
+        document_id=document_id,
+    )
+
+
+@job(timeout_s=120, subject="document:{document_id}")
+async def summarize_document(jc: JobContext, document_id: int) -> None:
+    document = await jc.session.get(Document, document_id)
+    if document is None or document.status != DocumentStatus.SUMMARIZING:
+        return
+    step = pipeline.begin_step(
+        jc.session, document, pipeline.SUMMARIZE, attempt=jc.attempt, job_id=jc.job_id
+    )
+    await commit(jc.session)
+    try:
+        text = await pipeline.read_text(jc.resource(Storage), document)
+        summary = await pipeline.summarize(text, jc.settings, last_try=jc.is_last_try)
+    except Exception as exc:
+        await _record_error(jc, document, step, exc)
+        raise
+    pipeline.mark_ready(document, summary)
+    pipeline.finish_step(step)
+    await enqueue(jc.session, email_user, user_id=document.user_id, document_id=document_id)
+
+
+@job(timeout_s=60, subject="document:{document_id}")
+async def email_user(jc: JobContext, user_id: int, document_id: int) -> None:
+    document = await jc.session.get(Document, document_id)
+    user = await jc.session.get(User, user_id)
+    if document is None or user is None or document.status != DocumentStatus.READY:
+        return
+    sent_before = await jc.session.scalar(
+        select(DocumentStep.id).where(
+            DocumentStep.document_id == document_id,
+            DocumentStep.step == pipeline.EMAIL,
+            DocumentStep.finished_at.is_not(None),
+            DocumentStep.error.is_(None),
+        )
+    )
+    if sent_before is not None:
+        return
+    step = pipeline.begin_step(
+        jc.session, document, pipeline.EMAIL, attempt=jc.attempt, job_id=jc.job_id
+    )
+    context = {
+        "user": {"name": user.name, "email": user.email},
+        "document": {"id": document.id, "filename": document.filename},
+        "summary": document.summary or document.note or "",
+        "summary_source": document.summary_source,
+        "url": f"{public_base_url(jc.settings)}/documents/{document.id}",
+    }
+    try:
+        await send_once(
+            jc.session,
+            jc.resource(Mailer),
+            key=f"doc-ready:{document_id}",
+            to=user.email,
+            template="document_ready",
+            context=context,
+        )
+    except Exception as exc:
+        # The document stays ready: only the mail is late.
+        await _record_error(jc, document, step, exc, fails_document=False)
+        raise
+    pipeline.finish_step(step)
+
+
+@job(timeout_s=60, subject="document:{document_id}")
+async def delete_document(jc: JobContext, document_id: int) -> None:
+    """Retention: remove a document once its time is up."""
+    document = await jc.session.get(Document, document_id)
+    if document is not None:
+        await remove_document(jc.session, jc.resource(Storage), document)
+
+
+async def _record_error(
+    jc: JobContext,
+    document: Document,
+    step: DocumentStep,
+    exc: Exception,
+    *,
+    fails_document: bool = True,
+) -> None:
+    """Keep the failed try on the timeline; on the last try the document fails with it."""
+    document_id, step_id, step_name = document.id, step.id, step.step
+    # The error may have broken the transaction: start clean and reload.
+    await rollback(jc.session)
+    step = await jc.session.get_one(DocumentStep, step_id)
+    document = await jc.session.get_one(Document, document_id)
+    error = pipeline.describe_error(exc)
+    pipeline.finish_step(step, error)
+    if fails_document and jc.is_last_try:
+        pipeline.fail_document(document, step, f"{step_name} failed: {error}")
+    await commit(jc.session)
+
+
+JOBS: list[JobSpec] = [
+    process_document,
+    extract_text,
+    summarize_document,
+    email_user,
+    delete_document,
+]

@@ -1,0 +1,132 @@
+"""The work of each processing step, and the timeline row that records each try of it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from docdigest.core.db import utcnow
+from docdigest.documents.extract import Extracted, ExtractionFailed, Limits, extract_file
+from docdigest.documents.models import Document, DocumentStatus, DocumentStep
+from docdigest.documents.removal import delete_files_after_commit
+from docdigest.documents.storage import Storage, new_key
+from docdigest.documents.summarize import summarize_extractive
+from docdigest.documents.summarize.llm import LlmSummarizer
+from docdigest.jobs.retry import is_transient
+from docdigest.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EXTRACT, SUMMARIZE, EMAIL = "extract", "summarize", "email"
+# Extraction must end well inside its job's timeout, whatever the settings say.
+MAX_EXTRACT_WALL_S = 100.0
+LLM_DEADLINE_S = 100.0
+
+
+def begin_step(
+    session: AsyncSession, document: Document, step: str, *, attempt: int, job_id: str
+) -> DocumentStep:
+    row = DocumentStep(
+        document_id=document.id, step=step, attempt=attempt, job_id=job_id, started_at=utcnow()
+    )
+    session.add(row)
+    return row
+
+
+def finish_step(row: DocumentStep, error: str | None = None) -> None:
+    row.finished_at = utcnow()
+    row.error = error
+
+
+def fail_document(document: Document, row: DocumentStep, reason: str) -> None:
+    finish_step(row, reason)
+    document.status = DocumentStatus.FAILED
+    document.failure_reason = reason
+    document.processed_at = utcnow()
+
+
+async def extract(storage: Storage, settings: Settings, document: Document) -> Extracted:
+    """The document's text, extracted in the sandbox; raises ExtractionFailed."""
+    limits = Limits.from_settings(settings)
+    if limits.wall_s > MAX_EXTRACT_WALL_S:
+        limits = Limits(limits.cpu_s, MAX_EXTRACT_WALL_S, limits.memory_mb, limits.max_chars)
+    try:
+        async with storage.local_path(document.storage_key) as path:
+            return await extract_file(path, document.content_type, limits)
+    except FileNotFoundError:
+        raise ExtractionFailed("the uploaded file is missing from storage") from None
+
+
+async def store_text(
+    session: AsyncSession, storage: Storage, document: Document, extracted: Extracted
+) -> None:
+    old_key = document.text_key
+    document.text_key = new_key("texts", ".txt")
+    await storage.put_bytes(document.text_key, extracted.text.encode())
+    document.text_chars = len(extracted.text)
+    document.note = extracted.note
+    if old_key:  # from an earlier run (reprocessing)
+        delete_files_after_commit(session, storage, [old_key])
+
+
+async def read_text(storage: Storage, document: Document) -> str:
+    if not document.text_key:
+        return ""
+    return (await storage.read_bytes(document.text_key)).decode()
+
+
+@dataclass(frozen=True)
+class Summary:
+    text: str | None
+    source: str | None
+    note: str | None = None
+
+
+async def summarize(text: str, settings: Settings, *, last_try: bool) -> Summary:
+    """The configured summary of `text`.
+
+    A transient LLM error propagates so the job tier retries it, except on the
+    last try, where (like any permanent error) it falls back to the extractive
+    summary and says why.
+    """
+    if not text.strip():
+        return Summary(None, None)
+    if settings.summarizer == "llm":
+        llm = LlmSummarizer(settings)
+        try:
+            result = await asyncio.wait_for(llm.summarize(text), LLM_DEADLINE_S)
+            return Summary(result, llm.source)
+        except Exception as exc:
+            if is_transient(exc) and not last_try:
+                raise
+            reason = f"LLM summary failed ({describe_error(exc)}); used the extractive summary"
+            log.warning("llm summary failed, falling back", extra={"error": reason})
+            fallback = await _extractive(text, settings)
+            return Summary(fallback, "extractive-fallback", reason)
+        finally:
+            await llm.close()
+    return Summary(await _extractive(text, settings), "extractive")
+
+
+async def _extractive(text: str, settings: Settings) -> str:
+    return await asyncio.to_thread(summarize_extractive, text, settings.summary_sentences)
+
+
+def describe_error(exc: BaseException) -> str:
+    status = getattr(exc, "status_code", None)
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    message = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+    return f"HTTP {status}: {message}" if status else message
+
+
+def mark_ready(document: Document, summary: Summary) -> None:
+    document.summary = summary.text
+    document.summary_source = summary.source
+    if summary.note:
+        document.note = f"{document.note}; {summary.note}" if document.note else summary.note
+    document.status = DocumentStatus.READY
+    document.ready_at = document.processed_at = utcnow()

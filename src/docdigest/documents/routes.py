@@ -1,0 +1,225 @@
+"""The documents API: upload, list, read, download, reprocess, delete (owner only)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from pathlib import PurePath
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from docdigest.core.db import SessionDep
+from docdigest.core.errors import AppError, Forbidden, NotFound, Unauthorized, Unprocessable
+from docdigest.documents import service
+from docdigest.documents.downloads import bytes_chunks, file_response
+from docdigest.documents.schemas import (
+    DocumentDetail,
+    DocumentOut,
+    DocumentPage,
+    UploadResult,
+    UploadResults,
+)
+from docdigest.documents.storage import Storage
+from docdigest.documents.upload import SINGLE_FIELD, ReceivedForm, receive_files
+from docdigest.settings import Settings
+from docdigest.users.auth import CSRF_FIELD, CSRF_HEADER, CurrentUser, request_token
+from docdigest.users.csrf import csrf_token, is_bearer
+from docdigest.users.models import User
+from docdigest.users.sessions import user_for_token
+
+router = APIRouter(prefix="/api/documents", tags=["documents"])
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_storage(request: Request) -> Storage:
+    return Storage.from_settings(get_settings(request))
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StorageDep = Annotated[Storage, Depends(get_storage)]
+
+
+async def upload_user(request: Request, session: SessionDep) -> User:
+    """The logged-in uploader, checked before a byte of the body is read.
+
+    `CurrentUser` would read a form's CSRF field with `request.form()`, which
+    buffers the whole upload; here the field is read from the stream instead
+    (see `_check_csrf`), and a header token is checked at once.
+    """
+    token = request_token(request)
+    user = await user_for_token(session, token) if token else None
+    if user is None:
+        raise Unauthorized("not logged in")
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is not None and not is_bearer(request):
+        _check_csrf(request, sent)
+    return user
+
+
+UploadUser = Annotated[User, Depends(upload_user)]
+
+
+def _check_csrf(request: Request, sent: str | None) -> None:
+    if not sent or not hmac.compare_digest(sent, csrf_token(request)):
+        raise Forbidden(
+            "The form has expired or did not come from this site (CSRF check failed). "
+            "Reload the page and try again."
+        )
+
+
+@router.post("", status_code=202, response_model=DocumentOut)
+async def upload(
+    request: Request,
+    session: SessionDep,
+    user: UploadUser,
+    settings: SettingsDep,
+    storage: StorageDep,
+) -> Response:
+    form = await receive_files(request, settings.upload_tmp_dir, settings.max_upload_bytes)
+    try:
+        if not is_bearer(request) and CSRF_HEADER.lower() not in request.headers:
+            _check_csrf(request, form.fields.get(CSRF_FIELD))
+        if not form.files:
+            raise Unprocessable(f"no file in the request (send it in the '{SINGLE_FIELD}' field)")
+    except AppError:
+        form.discard()
+        raise
+    if len(form.files) == 1 and form.files[0].field == SINGLE_FIELD:
+        accepted = await service.accept_upload(
+            session, storage, settings, user_id=user.id, file=form.files[0]
+        )
+        body = DocumentOut.of(accepted.document, duplicate=accepted.duplicate)
+        return JSONResponse(
+            body.model_dump(mode="json"), status_code=200 if accepted.duplicate else 202
+        )
+    results = await _accept_each(session, storage, settings, user, form)
+    return JSONResponse(results.model_dump(mode="json"), status_code=200)
+
+
+async def _accept_each(
+    session: SessionDep, storage: Storage, settings: Settings, user: User, form: ReceivedForm
+) -> UploadResults:
+    results: list[UploadResult] = []
+    for received in form.files:
+        try:
+            accepted = await service.accept_upload(
+                session, storage, settings, user_id=user.id, file=received
+            )
+        except AppError as exc:
+            results.append(
+                UploadResult(
+                    filename=received.filename, status_code=exc.status_code, detail=exc.message
+                )
+            )
+            continue
+        results.append(
+            UploadResult(
+                filename=received.filename,
+                status_code=200 if accepted.duplicate else 202,
+                document=DocumentOut.of(accepted.document, duplicate=accepted.duplicate),
+            )
+        )
+    return UploadResults(results=results)
+
+
+@router.get("", response_model=DocumentPage)
+async def list_documents(
+    session: SessionDep,
+    user: CurrentUser,
+    q: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 20,
+    before_id: int | None = None,
+) -> DocumentPage:
+    documents = list(
+        await service.list_documents(
+            session, user.id, query=q, limit=limit + 1, before_id=before_id
+        )
+    )
+    more = len(documents) > limit
+    documents = documents[:limit]
+    return DocumentPage(
+        items=[DocumentOut.of(document) for document in documents],
+        next_before_id=documents[-1].id if more else None,
+    )
+
+
+@router.get("/{document_id}", response_model=DocumentDetail)
+async def get_document(session: SessionDep, user: CurrentUser, document_id: int) -> DocumentDetail:
+    return DocumentDetail.detail(await service.get_document(session, user.id, document_id))
+
+
+@router.get("/{document_id}/original")
+async def download_original(
+    request: Request, session: SessionDep, user: CurrentUser, storage: StorageDep, document_id: int
+) -> Response:
+    document = await service.get_document(session, user.id, document_id)
+    key = document.storage_key
+    return file_response(
+        request,
+        size=document.size,
+        etag=f'"{document.sha256}"',
+        media_type=document.content_type,
+        filename=document.filename,
+        chunks=lambda first, last: storage.open_range(key, first, last),
+    )
+
+
+@router.get("/{document_id}/text")
+async def download_text(
+    request: Request, session: SessionDep, user: CurrentUser, storage: StorageDep, document_id: int
+) -> Response:
+    document = await service.get_document(session, user.id, document_id)
+    key = document.text_key
+    if key is None:
+        raise NotFound("this document has no text yet")
+    return file_response(
+        request,
+        size=await storage.size(key),
+        etag=f'"{PurePath(key).stem}"',
+        media_type="text/plain; charset=utf-8",
+        filename=f"{_stem(document.filename)}.txt",
+        chunks=lambda first, last: storage.open_range(key, first, last),
+    )
+
+
+@router.get("/{document_id}/summary")
+async def download_summary(
+    request: Request, session: SessionDep, user: CurrentUser, document_id: int
+) -> Response:
+    document = await service.get_document(session, user.id, document_id)
+    if not document.summary:
+        raise NotFound("this document has no summary yet")
+    source = f"\n\n_Summary: {document.summary_source}_" if document.summary_source else ""
+    data = f"# {document.filename}\n\n{document.summary}{source}\n".encode()
+    return file_response(
+        request,
+        size=len(data),
+        etag=f'"{hashlib.sha256(data).hexdigest()[:32]}"',
+        media_type="text/markdown; charset=utf-8",
+        filename=f"{_stem(document.filename)}-summary.md",
+        chunks=bytes_chunks(data),
+    )
+
+
+@router.post("/{document_id}/reprocess", status_code=202, response_model=DocumentOut)
+async def reprocess(session: SessionDep, user: CurrentUser, document_id: int) -> DocumentOut:
+    return DocumentOut.of(await service.reprocess_document(session, user.id, document_id))
+
+
+@router.delete("/{document_id}", status_code=204)
+async def delete(
+    session: SessionDep, user: CurrentUser, storage: StorageDep, document_id: int
+) -> Response:
+    await service.delete_document(session, user.id, document_id, storage=storage)
+    return Response(status_code=204)
+
+
+def _stem(filename: str) -> str:
+    stem, dot, _ = filename.rpartition(".")
+    return stem if dot and stem else filename

@@ -1,0 +1,176 @@
+"""Documents: accept an upload, find, list, reprocess and delete (callers commit)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import raiseload
+from sqlalchemy.orm.attributes import set_committed_value
+
+from docdigest.core.db import utcnow
+from docdigest.core.errors import Conflict, NotFound, Unprocessable, UnsupportedMediaType
+from docdigest.documents import sniff
+from docdigest.documents.jobs import delete_document as delete_document_job
+from docdigest.documents.jobs import process_document
+from docdigest.documents.models import Document, DocumentStatus
+from docdigest.documents.removal import remove_document, remove_user_documents
+from docdigest.documents.storage import Storage, new_key
+from docdigest.documents.upload import ReceivedFile
+from docdigest.jobs import enqueue
+from docdigest.settings import Settings
+
+MAX_PAGE = 100
+
+
+@dataclass(frozen=True)
+class Accepted:
+    document: Document
+    duplicate: bool
+
+
+async def accept_upload(
+    session: AsyncSession, storage: Storage, settings: Settings, *, user_id: int, file: ReceivedFile
+) -> Accepted:
+    """Store a received file as a new document and queue its processing.
+
+    The same bytes uploaded again by the same user return the existing document.
+    The temporary file is consumed (moved into storage or removed) in every case.
+    """
+    try:
+        if file.error is not None:
+            raise file.error
+        if file.size == 0:
+            raise Unprocessable(f"'{file.filename}' is empty")
+        existing = await _find_by_hash(session, user_id, file.sha256)
+        if existing is not None:
+            return Accepted(existing, duplicate=True)
+        content_type = await asyncio.to_thread(sniff.sniff, file.path)
+        if content_type not in sniff.ALLOWED:
+            raise UnsupportedMediaType(
+                f"'{file.filename}' is {content_type}; allowed: {sniff.ALLOWED_NAMES}",
+                detected=content_type,
+                allowed=sorted(sniff.ALLOWED),
+            )
+        document = await session.scalar(
+            _insert_unless_duplicate(session)
+            .values(
+                user_id=user_id,
+                filename=file.filename,
+                content_type=content_type,
+                size=file.size,
+                sha256=file.sha256,
+                storage_key=new_key("originals"),
+                status=DocumentStatus.QUEUED,
+                generation=0,
+                created_at=utcnow(),
+            )
+            .returning(Document)
+            .options(raiseload(Document.steps))  # a new document has no steps to load yet
+        )
+        if document is None:
+            # The same bytes arrived in a concurrent request and won the race.
+            existing = await _find_by_hash(session, user_id, file.sha256)
+            if existing is None:
+                raise Conflict("the same file is being uploaded right now; try again")
+            return Accepted(existing, duplicate=True)
+        set_committed_value(document, "steps", [])
+        await storage.save(document.storage_key, file.path)
+        # No unique key: the document id is brand new, so nothing can collide, and a
+        # keyed enqueue costs three more statements (lookup, savepoint, release).
+        await enqueue(session, process_document, document_id=document.id)
+        if settings.retention_days:
+            keep = timedelta(days=settings.retention_days)
+            document.expires_at = document.created_at + keep
+            await enqueue(
+                session,
+                delete_document_job,
+                defer_by=keep,
+                key=f"expire:{document.id}",
+                document_id=document.id,
+            )
+        return Accepted(document, duplicate=False)
+    finally:
+        file.path.unlink(missing_ok=True)
+
+
+def _insert_unless_duplicate(session: AsyncSession) -> PgInsert | SqliteInsert:
+    """INSERT … ON CONFLICT DO NOTHING: a racing duplicate makes the insert return no
+    row instead of failing the transaction, so no savepoint (two more statements) is
+    needed around it."""
+    if session.get_bind().dialect.name == "sqlite":
+        return sqlite_insert(Document).on_conflict_do_nothing()
+    return pg_insert(Document).on_conflict_do_nothing()
+
+
+async def _find_by_hash(session: AsyncSession, user_id: int, sha256: str) -> Document | None:
+    return await session.scalar(
+        select(Document).where(Document.user_id == user_id, Document.sha256 == sha256)
+    )
+
+
+async def list_documents(
+    session: AsyncSession,
+    user_id: int,
+    *,
+    query: str | None = None,
+    limit: int = 20,
+    before_id: int | None = None,
+) -> Sequence[Document]:
+    """The user's documents, newest first; `before_id` continues after a page."""
+    statement = select(Document).where(Document.user_id == user_id)
+    if query:
+        statement = statement.where(
+            func.lower(Document.filename).contains(query.lower(), autoescape=True)
+        )
+    if before_id is not None:
+        statement = statement.where(Document.id < before_id)
+    statement = statement.order_by(Document.id.desc()).limit(max(1, min(limit, MAX_PAGE + 1)))
+    return (await session.scalars(statement)).all()
+
+
+async def get_document(session: AsyncSession, user_id: int, document_id: int) -> Document:
+    """The user's document; someone else's is indistinguishable from a missing one."""
+    document = await session.get(Document, document_id)
+    if document is None or document.user_id != user_id:
+        raise NotFound("document not found")
+    return document
+
+
+async def reprocess_document(session: AsyncSession, user_id: int, document_id: int) -> Document:
+    """Run the whole chain again (after a change of summarizer, say)."""
+    document = await get_document(session, user_id, document_id)
+    if document.status not in (DocumentStatus.READY, DocumentStatus.FAILED):
+        raise Conflict("the document is still being processed")
+    document.status = DocumentStatus.QUEUED
+    document.failure_reason = None
+    document.note = None
+    document.processed_at = None
+    document.generation += 1
+    await enqueue(
+        session,
+        process_document,
+        key=f"process:{document.id}:{document.generation}",
+        document_id=document.id,
+    )
+    return document
+
+
+async def delete_document(
+    session: AsyncSession, user_id: int, document_id: int, *, storage: Storage
+) -> None:
+    document = await get_document(session, user_id, document_id)
+    await remove_document(session, storage, document)
+
+
+async def delete_user_documents(session: AsyncSession, storage: Storage, user_id: int) -> int:
+    """Remove every document of a user (account deletion); returns how many."""
+    return await remove_user_documents(session, storage, user_id)

@@ -1,0 +1,277 @@
+"""Receiving multipart uploads as a stream: each file goes to a temporary file while it
+is hashed and counted, so memory stays flat and the size cap holds mid-stream.
+
+Starlette's `request.form()` would spool the whole body first (and parse it
+again for `UploadFile`); here python-multipart's push parser is fed
+`request.stream()` chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import re
+import unicodedata
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import unquote
+
+from fastapi import Request
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from docdigest.core.errors import AppError, PayloadTooLarge, Unprocessable
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
+
+SINGLE_FIELD = "file"
+MULTI_FIELD = "files"
+MAX_FILES = 20
+MAX_FIELD_BYTES = 4096
+FLUSH_BYTES = 1024 * 1024
+MAX_NAME_CHARS = 255
+# Bidirectional overrides and isolates can make "gpj.exe" display as "exe.jpg".
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_EXTENDED_NAME = re.compile(r"filename\*\s*=\s*([\w-]*)'[^']*'([^;\s]+)", re.I)
+
+
+def display_name(raw: str | None) -> str:
+    """The client's filename made safe to show: last path part, no control characters.
+
+    It is only ever displayed or sent back in Content-Disposition; storage uses
+    generated keys, so no name can reach the file system.
+    """
+    name = (raw or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = unicodedata.normalize("NFC", _BIDI.sub("", name))
+    name = "".join(ch for ch in name if unicodedata.category(ch) not in {"Cc", "Cs", "Co", "Cn"})
+    name = name.strip().lstrip(".").strip()
+    if not name:
+        return "document"
+    if len(name) > MAX_NAME_CHARS:
+        _, dot, suffix = name.rpartition(".")
+        keep = suffix if dot and len(suffix) <= 16 else ""
+        name = name[: MAX_NAME_CHARS - len(keep) - 1].rstrip() + ("." + keep if keep else "")
+    return name
+
+
+@dataclass
+class ReceivedFile:
+    """One file part, written to `path` (removed by whoever consumes it)."""
+
+    field: str
+    filename: str
+    path: Path
+    size: int = 0
+    sha256: str = ""
+    error: AppError | None = None
+
+
+@dataclass
+class ReceivedForm:
+    files: list[ReceivedFile] = field(default_factory=list)
+    fields: dict[str, str] = field(default_factory=dict)
+
+    def discard(self) -> None:
+        for received in self.files:
+            received.path.unlink(missing_ok=True)
+
+
+async def receive_files(request: Request, tmp_dir: Path, max_file_bytes: int) -> ReceivedForm:
+    """Stream a multipart body into temporary files under `tmp_dir`."""
+    content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    boundary = options.get(b"boundary")
+    if content_type != b"multipart/form-data" or not boundary:
+        raise Unprocessable("send the file as multipart/form-data in a field named 'file'")
+    length = request.headers.get("content-length")
+    max_request = max_file_bytes * MAX_FILES + 1024 * 1024
+    if length and length.isdigit() and int(length) > max_request:
+        raise PayloadTooLarge(_too_large(max_file_bytes), limit_bytes=max_file_bytes)
+    receiver = _Receiver(tmp_dir, max_file_bytes)
+    parser = MultipartParser(boundary, cast("MultipartCallbacks", receiver.callbacks()))
+    received = 0
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > max_request:
+                raise PayloadTooLarge(_too_large(max_file_bytes), limit_bytes=max_file_bytes)
+            parser.write(chunk)
+            if receiver.abort is not None:
+                raise receiver.abort
+            await receiver.flush()
+        parser.finalize()
+        await receiver.flush()
+    except BaseException:
+        await receiver.close_all()
+        receiver.form.discard()
+        raise
+    return receiver.form
+
+
+def _too_large(limit: int) -> str:
+    return f"file is larger than the upload limit of {limit // (1024 * 1024)} MB"
+
+
+class _Sink:
+    """One file being received: bytes gather in a buffer, and each full buffer is hashed
+    and written in a thread while the event loop goes on receiving and parsing the next.
+
+    At most one write is in flight, so a file holds two buffers of memory at most.
+    """
+
+    def __init__(self, received: ReceivedFile) -> None:
+        self.received = received
+        self.handle = received.path.open("wb")
+        self.hash = hashlib.sha256()
+        self.buffer = bytearray()
+        self.writing: asyncio.Future[None] | None = None
+        self.ended = False
+
+    def _write(self, data: bytearray) -> None:
+        self.hash.update(data)
+        self.handle.write(data)
+
+    async def flush(self) -> None:
+        if self.writing is not None:
+            await self.writing
+            self.writing = None
+        if self.received.error is not None:
+            self.handle.close()
+            self.received.path.unlink(missing_ok=True)
+            return
+        if self.buffer:
+            data, self.buffer = self.buffer, bytearray()
+            self.writing = asyncio.get_running_loop().run_in_executor(None, self._write, data)
+        if self.ended:
+            if self.writing is not None:
+                await self.writing
+                self.writing = None
+            self.handle.close()
+            self.received.sha256 = self.hash.hexdigest()
+
+    async def close(self) -> None:
+        if self.writing is not None:
+            with contextlib.suppress(Exception):
+                await self.writing
+        self.handle.close()
+
+
+class _Receiver:
+    """python-multipart callbacks that route each part to a temp file or a small field."""
+
+    def __init__(self, tmp_dir: Path, max_file_bytes: int) -> None:
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir = tmp_dir
+        self.max_file_bytes = max_file_bytes
+        self.form = ReceivedForm()
+        self.abort: AppError | None = None
+        self._headers: dict[str, bytes] = {}
+        self._header_field = b""
+        self._header_value = b""
+        self._file: ReceivedFile | None = None
+        self._sink: _Sink | None = None
+        self._sinks: list[_Sink] = []
+        self._ready: list[_Sink] = []
+        self._field_name: str | None = None
+        self._field_value = bytearray()
+
+    def callbacks(self) -> dict[str, Any]:
+        return {
+            "on_part_begin": self._part_begin,
+            "on_header_field": self._header_field_data,
+            "on_header_value": self._header_value_data,
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": self._part_data,
+            "on_part_end": self._part_end,
+        }
+
+    def _part_begin(self) -> None:
+        self._headers = {}
+        self._file = None
+        self._sink = None
+        self._field_name = None
+        self._field_value.clear()
+
+    def _header_field_data(self, data: bytes, start: int, end: int) -> None:
+        self._header_field += data[start:end]
+
+    def _header_value_data(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def _header_end(self) -> None:
+        name = self._header_field.decode("latin-1").lower()
+        self._headers[name] = self._header_value
+        self._header_field = self._header_value = b""
+
+    def _headers_finished(self) -> None:
+        raw_disposition = self._headers.get("content-disposition", b"")
+        # Browsers send UTF-8 names as raw bytes; the parser works in Latin-1, which
+        # round-trips every byte, and the name is decoded as UTF-8 afterwards.
+        _, options = parse_options_header(raw_disposition)
+        disposition = raw_disposition.decode("latin-1")
+        name = options.get(b"name", b"").decode("utf-8", errors="replace")
+        if b"filename" not in options and "filename*" not in disposition.lower():
+            self._field_name = name
+            return
+        if name not in (SINGLE_FIELD, MULTI_FIELD):
+            return  # a file in a field we do not know: skip its bytes
+        if len(self.form.files) >= MAX_FILES:
+            self.abort = Unprocessable(f"at most {MAX_FILES} files per request")
+            return
+        extended = _EXTENDED_NAME.search(disposition)
+        if extended:
+            raw_name = unquote(extended.group(2), encoding=extended.group(1) or "utf-8")
+        else:
+            raw_name = options.get(b"filename", b"").decode("utf-8", errors="replace")
+        path = self.tmp_dir / f"upload-{uuid.uuid4().hex}.part"
+        self._file = ReceivedFile(field=name, filename=display_name(raw_name), path=path)
+        self.form.files.append(self._file)
+        self._sink = _Sink(self._file)
+        self._sinks.append(self._sink)
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        received, sink = self._file, self._sink
+        if received is None or sink is None:
+            if self._field_name is not None and len(self._field_value) < MAX_FIELD_BYTES:
+                self._field_value += data[start:end]
+            return
+        if received.error is not None:
+            return
+        piece = memoryview(data)[start:end]
+        received.size += len(piece)
+        if received.size > self.max_file_bytes:
+            received.error = PayloadTooLarge(
+                _too_large(self.max_file_bytes), limit_bytes=self.max_file_bytes
+            )
+            sink.buffer.clear()
+            self._ready.append(sink)  # its flush removes the partial file
+            if received.field == SINGLE_FIELD:
+                self.abort = received.error
+            return
+        sink.buffer += piece
+        if len(sink.buffer) >= FLUSH_BYTES and sink not in self._ready:
+            self._ready.append(sink)
+
+    def _part_end(self) -> None:
+        if self._sink is not None:
+            self._sink.ended = True
+            if self._sink not in self._ready:
+                self._ready.append(self._sink)
+        elif self._field_name:
+            self.form.fields[self._field_name] = self._field_value.decode("utf-8", errors="replace")
+        self._file = None
+        self._sink = None
+        self._field_name = None
+
+    async def flush(self) -> None:
+        """Hand full buffers (and finished files) to their writers."""
+        ready, self._ready = self._ready, []
+        for sink in ready:
+            await sink.flush()
+
+    async def close_all(self) -> None:
+        for sink in self._sinks:
+            await sink.close()

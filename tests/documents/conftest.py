@@ -1,0 +1,95 @@
+"""Users with API tokens, uploads through the real API, and workers with other settings."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from arq.worker import Worker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from docdigest.core.db import commit
+from docdigest.documents.models import Document
+from docdigest.settings import Settings
+from docdigest.users.models import User
+from docdigest.users.sessions import open_session
+from docdigest.worker import create_worker
+
+
+@dataclass
+class Account:
+    id: int
+    email: str
+    headers: dict[str, str]
+
+
+async def make_account(db: async_sessionmaker[AsyncSession], name: str) -> Account:
+    email = f"{name.lower()}-{uuid.uuid4().hex[:6]}@example.com"
+    async with db() as session:
+        user = User(email=email, name=name, password_hash="-")
+        session.add(user)
+        await session.flush()
+        token = await open_session(session, user)
+        await commit(session)
+        return Account(user.id, email, {"Authorization": f"Bearer {token}"})
+
+
+@pytest.fixture
+async def alice(db: async_sessionmaker[AsyncSession]) -> Account:
+    return await make_account(db, "Alice")
+
+
+@pytest.fixture
+async def bob(db: async_sessionmaker[AsyncSession]) -> Account:
+    return await make_account(db, "Bob")
+
+
+Upload = Callable[..., Awaitable[httpx.Response]]
+
+
+@pytest.fixture
+def upload(client: httpx.AsyncClient) -> Upload:
+    async def send(account: Account, name: str, data: bytes, **kwargs: Any) -> httpx.Response:
+        return await client.post(
+            "/api/documents", files={"file": (name, data)}, headers=account.headers, **kwargs
+        )
+
+    return send
+
+
+async def load_document(db: async_sessionmaker[AsyncSession], document_id: int) -> Document:
+    async with db() as session:
+        document = await session.get(Document, document_id)
+        assert document is not None
+        return document
+
+
+def ready_mails(smtp: Any) -> list[str]:
+    return [subject for subject in smtp.subjects() if "is ready" in subject]
+
+
+RunWorkerWith = Callable[..., Awaitable[Worker]]
+
+
+@pytest.fixture
+def run_worker_with(settings: Settings) -> RunWorkerWith:
+    """A burst worker like `run_worker`, with some settings changed (limits, summarizer)."""
+
+    async def run(**changes: Any) -> Worker:
+        worker = create_worker(
+            settings.model_copy(update=changes),
+            burst=True,
+            handle_signals=False,
+            poll_delay=0.02,
+        )
+        try:
+            await worker.main()
+        finally:
+            await worker.close()
+        return worker
+
+    return run

@@ -1,0 +1,122 @@
+"""From upload to `ready` (or `failed` with a reason) through the real worker and mail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from docdigest.core.db import commit
+from docdigest.core.queue import connect_queue
+from docdigest.documents.jobs import process_document
+from docdigest.documents.models import DocumentStep
+from docdigest.jobs import enqueue
+from docdigest.settings import Settings
+from tests.conftest import RunWorker
+from tests.documents import files
+from tests.documents.conftest import Account, Upload, load_document, ready_mails
+
+
+async def test_every_supported_type_becomes_ready_with_a_summary_and_one_mail(
+    client: httpx.AsyncClient,
+    alice: Account,
+    upload: Upload,
+    run_worker: RunWorker,
+    smtp: Any,
+) -> None:
+    ids = {}
+    for name, (content_type, data) in files.good_files().items():
+        response = await upload(alice, name, data)
+        assert response.status_code == 202, response.text
+        assert response.json()["status"] == "queued"
+        assert response.json()["content_type"] == content_type
+        ids[name] = response.json()["id"]
+
+    await run_worker()
+
+    for name, document_id in ids.items():
+        body = (await client.get(f"/api/documents/{document_id}", headers=alice.headers)).json()
+        assert body["status"] == "ready", (name, body)
+        assert body["summary_source"] == "extractive"
+        assert {"keepers", "lens", "ships", "towers"} & set(body["summary"].lower().split())
+        assert body["processed_at"] is not None
+        assert [step["step"] for step in body["timeline"]] == ["extract", "summarize", "email"]
+        assert all(step["finished_at"] and not step["error"] for step in body["timeline"])
+    mails = ready_mails(smtp)
+    assert sorted(mails) == sorted(f"Your document '{name}' is ready" for name in ids)
+    html = next(m for m in smtp.messages if "lighthouses.html" in str(m["Subject"]))
+    assert "alert" not in html.get_body(("plain",)).get_content()
+
+
+async def test_processing_twice_gives_one_summary_and_one_mail(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    alice: Account,
+    upload: Upload,
+    run_worker: RunWorker,
+    db: async_sessionmaker[AsyncSession],
+    smtp: Any,
+) -> None:
+    document_id = (await upload(alice, "notes.txt", files.text_bytes())).json()["id"]
+    await run_worker()
+    first = await load_document(db, document_id)
+
+    queue = await connect_queue(settings)
+    async with db(info={"queue": queue}) as session:
+        await enqueue(session, process_document, document_id=document_id)
+        await commit(session)
+    await run_worker()
+    await queue.aclose()
+
+    again = await load_document(db, document_id)
+    assert again.summary == first.summary
+    assert again.processed_at == first.processed_at
+    assert len(ready_mails(smtp)) == 1
+    async with db() as session:
+        steps = (await session.scalars(select(DocumentStep.step))).all()
+    assert sorted(steps) == ["email", "extract", "summarize"]
+
+
+async def test_reprocess_runs_the_chain_again_without_a_second_mail(
+    client: httpx.AsyncClient,
+    alice: Account,
+    upload: Upload,
+    run_worker: RunWorker,
+    smtp: Any,
+) -> None:
+    document_id = (await upload(alice, "notes.md", files.markdown_bytes())).json()["id"]
+    busy = await client.post(f"/api/documents/{document_id}/reprocess", headers=alice.headers)
+    assert busy.status_code == 409
+    await run_worker()
+
+    response = await client.post(f"/api/documents/{document_id}/reprocess", headers=alice.headers)
+    assert response.status_code == 202
+    assert response.json()["status"] == "queued"
+    await run_worker()
+
+    body = (await client.get(f"/api/documents/{document_id}", headers=alice.headers)).json()
+    assert body["status"] == "ready"
+    assert [s["step"] for s in body["timeline"]] == [
+        "extract",
+        "summarize",
+        "email",
+        "extract",
+        "summarize",
+    ]
+    text = await client.get(f"/api/documents/{document_id}/text", headers=alice.headers)
+    assert "Lighthouses" in text.text
+    assert len(ready_mails(smtp)) == 1
+
+
+async def test_scanned_pdf_is_ready_with_an_honest_note(
+    client: httpx.AsyncClient, alice: Account, upload: Upload, run_worker: RunWorker, smtp: Any
+) -> None:
+    document_id = (await upload(alice, "scan.pdf", files.scanned_pdf_bytes())).json()["id"]
+    await run_worker()
+    body = (await client.get(f"/api/documents/{document_id}", headers=alice.headers)).json()
+    assert body["status"] == "ready"
+    assert "no text found" in body["note"]
+    assert body["summary"] is None
+    assert len(ready_mails(smtp)) == 1

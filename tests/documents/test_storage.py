@@ -1,0 +1,34 @@
+"""Local storage: generated keys only, ranges, idempotent deletes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from docdigest.documents.storage import Storage, new_key
+
+
+async def test_save_read_range_delete(tmp_path: Path) -> None:
+    storage = Storage(root=tmp_path / "files")
+    source = tmp_path / "upload.part"
+    source.write_bytes(bytes(range(256)) * 4096)
+    key = new_key("originals")
+
+    await storage.save(key, source)
+
+    assert not source.exists()
+    assert await storage.exists(key)
+    assert await storage.size(key) == 256 * 4096
+    chunks = [c async for c in storage.open_range(key, 300, 299 + 600_000)]
+    assert b"".join(chunks) == (bytes(range(256)) * 4096)[300 : 300 + 600_000]
+    assert await storage.delete(key) is True
+    assert await storage.delete(key) is False
+    assert not await storage.exists(key)
+
+
+@pytest.mark.parametrize("key", ["../etc/passwd", "originals/../../x", "/abs/path", "texts/a/b"])
+async def test_keys_that_are_not_generated_are_refused(tmp_path: Path, key: str) -> None:
+    storage = Storage(root=tmp_path)
+    with pytest.raises(ValueError):
+        await storage.exists(key)

@@ -1,0 +1,204 @@
+"""Uploads: streamed, capped, sniffed, deduplicated, with names that never reach the disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from docdigest.documents.models import Document
+from docdigest.settings import Settings
+from tests.documents import files
+from tests.documents.conftest import Account, Upload
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """A 1 MB cap, so the over-the-cap test stays small."""
+    return settings.model_copy(update={"max_upload_mb": 1})
+
+
+def stored_files(settings: Settings) -> list[Path]:
+    return [p for p in settings.files_dir.rglob("*") if p.is_file()]
+
+
+def partial_uploads(settings: Settings) -> list[Path]:
+    tmp = settings.upload_tmp_dir
+    return list(tmp.iterdir()) if tmp.exists() else []
+
+
+async def test_upload_is_queued_with_sniffed_type_size_and_hash(
+    alice: Account, upload: Upload, settings: Settings
+) -> None:
+    data = files.pdf_bytes()
+    response = await upload(alice, "report.pdf", data)
+
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "queued"
+    assert body["content_type"] == "application/pdf"
+    assert body["size"] == len(data)
+    assert len(body["sha256"]) == 64
+    assert body["duplicate"] is False
+    [stored] = stored_files(settings)
+    assert stored.read_bytes() == data
+    assert "report" not in str(stored)
+    assert partial_uploads(settings) == []
+
+
+async def test_same_bytes_again_returns_the_existing_document(
+    alice: Account, bob: Account, upload: Upload, db: async_sessionmaker[AsyncSession]
+) -> None:
+    first = (await upload(alice, "a.txt", files.text_bytes())).json()
+    again = await upload(alice, "renamed.txt", files.text_bytes())
+    other_user = await upload(bob, "a.txt", files.text_bytes())
+
+    assert again.status_code == 200
+    assert again.json()["id"] == first["id"]
+    assert again.json()["duplicate"] is True
+    assert again.json()["filename"] == "a.txt"
+    assert other_user.status_code == 202
+    async with db() as session:
+        assert len((await session.scalars(select(Document))).all()) == 2
+
+
+async def test_empty_file_is_422(alice: Account, upload: Upload, settings: Settings) -> None:
+    response = await upload(alice, "empty.txt", b"")
+    assert response.status_code == 422
+    assert "empty" in response.json()["detail"]
+    assert stored_files(settings) == [] and partial_uploads(settings) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "detected"),
+    [
+        ("photo.pdf", files.png_bytes(), "image/png"),
+        ("notes.txt", b"\x7fELF\x02\x01\x01" + b"\x00" * 200, "application/x-executable"),
+        ("archive.docx", b"PK\x03\x04" + b"\x00" * 100, "application/zip"),
+        (
+            "drawing.html",
+            b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"/>',
+            "image/svg+xml",
+        ),
+    ],
+)
+async def test_type_comes_from_the_bytes_not_the_name(
+    alice: Account, upload: Upload, settings: Settings, name: str, data: bytes, detected: str
+) -> None:
+    response = await upload(alice, name, data)
+
+    assert response.status_code == 415
+    body = response.json()
+    assert detected in body["detail"]
+    assert "PDF" in body["detail"] and "DOCX" in body["detail"]
+    assert body["detected"] == detected
+    assert stored_files(settings) == [] and partial_uploads(settings) == []
+
+
+async def test_over_the_cap_is_413_naming_the_limit_and_leaves_nothing(
+    alice: Account, upload: Upload, settings: Settings
+) -> None:
+    response = await upload(alice, "big.txt", b"word " * 300_000)
+
+    assert response.status_code == 413
+    assert "1 MB" in response.json()["detail"]
+    assert stored_files(settings) == [] and partial_uploads(settings) == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("../../etc/passwd.txt", "passwd.txt"),
+        ("..\\..\\boot.ini.txt", "boot.ini.txt"),
+        ("report\x00.exe.txt", "report.exe.txt"),
+        ("invoice\u202egpj.txt", "invoicegpj.txt"),
+        ("<script>alert(1)</script>.txt", "script>.txt"),
+        ("<b onmouseover=alert(1)>x.txt", "<b onmouseover=alert(1)>x.txt"),
+        ("Übersicht \u2013 東京 📄.txt", "Übersicht \u2013 東京 📄.txt"),
+        ("..", "document"),
+    ],
+)
+async def test_filenames_are_kept_for_display_but_never_used_as_paths(
+    client: httpx.AsyncClient, alice: Account, settings: Settings, raw: str, shown: str
+) -> None:
+    # Built by hand: HTTP clients would percent-encode the NUL and the quotes.
+    boundary = "d0cd1ge5t"
+    body = (
+        (
+            f"--{boundary}\r\n"
+            f'Content-Disposition: form-data; name="file"; filename="{raw}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + files.text_bytes()
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    response = await client.post(
+        "/api/documents",
+        content=body,
+        headers=alice.headers | {"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+
+    assert response.status_code == 202, response.text
+    assert response.json()["filename"] == shown
+    [stored] = stored_files(settings)
+    assert stored.resolve().is_relative_to(settings.files_dir.resolve())
+    assert stored.name.isalnum()
+
+
+async def test_several_files_in_one_request_each_get_a_result(
+    client: httpx.AsyncClient, alice: Account, upload: Upload
+) -> None:
+    await upload(alice, "known.md", files.markdown_bytes())
+    response = await client.post(
+        "/api/documents",
+        headers=alice.headers,
+        files=[
+            ("files", ("a.pdf", files.pdf_bytes())),
+            ("files", ("b.png", files.png_bytes())),
+            ("files", ("c.md", files.markdown_bytes())),
+            ("files", ("d.txt", b"")),
+        ],
+    )
+
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [r["status_code"] for r in results] == [202, 415, 200, 422]
+    assert results[0]["document"]["status"] == "queued"
+    assert results[2]["document"]["duplicate"] is True
+    assert "image/png" in results[1]["detail"]
+
+
+async def test_anonymous_upload_is_401(client: httpx.AsyncClient, settings: Settings) -> None:
+    response = await client.post("/api/documents", files={"file": ("a.txt", b"hello there")})
+    assert response.status_code == 401
+    assert partial_uploads(settings) == []
+
+
+async def test_cookie_upload_needs_the_csrf_token(client: httpx.AsyncClient) -> None:
+    signup = {"email": "carol@example.com", "name": "Carol", "password": "correct horse battery"}
+    assert (await client.post("/api/signup", json=signup)).status_code == 201
+    login = await client.post(
+        "/api/login", json={"email": signup["email"], "password": signup["password"]}
+    )
+    assert login.status_code == 200
+    page = await client.get("/upload")
+    token = page.text.split('name="csrf-token" content="')[1].split('"')[0]
+
+    refused = await client.post("/api/documents", files={"file": ("a.txt", files.text_bytes())})
+    assert refused.status_code == 403
+
+    by_header = await client.post(
+        "/api/documents",
+        files={"file": ("a.txt", files.text_bytes())},
+        headers={"X-CSRF-Token": token},
+    )
+    assert by_header.status_code == 202
+    by_field = await client.post(
+        "/api/documents",
+        data={"csrf_token": token},
+        files={"file": ("b.txt", files.markdown_bytes())},
+    )
+    assert by_field.status_code == 202
