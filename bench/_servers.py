@@ -1,0 +1,138 @@
+"""Processes the benches start: uvicorn serving an app, docdigest workers; all stopped after."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiosmtpd.controller import Controller
+
+from docdigest.devserver.redis import free_port, wait_for_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def stop(process: subprocess.Popen[bytes], timeout_s: float = 15) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextmanager
+def uvicorn(factory: str, env: dict[str, str], log: Path) -> Iterator[int]:
+    """One uvicorn process serving `factory`; yields its port and stops it afterwards.
+
+    Its output goes to `log`, which is copied to stderr if the bench fails.
+    """
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        factory,
+        "--port",
+        str(port),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    process = _start(command, env, log)
+    try:
+        wait_for_port(port, timeout_s=30, process=process)
+        yield port
+    except BaseException:
+        sys.stderr.write(log.read_text(errors="replace")[-4000:])
+        raise
+    finally:
+        stop(process)
+
+
+@contextmanager
+def workers(count: int, env: dict[str, str], logs: Path) -> Iterator[list[Path]]:
+    """`count` docdigest worker processes; yields their log files."""
+    paths = [logs / f"worker-{n}.log" for n in range(count)]
+    processes = [_start([sys.executable, "-m", "docdigest", "worker"], env, p) for p in paths]
+    try:
+        yield paths
+    except BaseException:
+        for path in paths:
+            sys.stderr.write(path.read_text(errors="replace")[-3000:])
+        raise
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            stop(process, 30)
+
+
+def bearer_token(port: int, email: str = "bench@example.com") -> str:
+    """Sign up a user and log in; returns an access token."""
+    base = f"http://127.0.0.1:{port}"
+    account = {"email": email, "name": "Bench", "password": "bench password 1"}
+    with httpx.Client(base_url=base, timeout=30) as client:
+        client.post("/api/signup", json=account).raise_for_status()
+        response = client.post(
+            "/api/login", json={"email": account["email"], "password": account["password"]}
+        )
+        response.raise_for_status()
+        token: str = response.json()["access_token"]
+        return token
+
+
+class CountingMailbox:
+    """An SMTP handler that keeps only when each recipient's messages arrived."""
+
+    def __init__(self) -> None:
+        self.received: dict[str, list[datetime]] = defaultdict(list)
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        now = datetime.now(UTC)
+        with self.lock:
+            for recipient in envelope.rcpt_tos:
+                self.received[recipient].append(now)
+        return "250 OK"
+
+    def arrivals(self, recipient: str) -> list[datetime]:
+        with self.lock:
+            return list(self.received[recipient])
+
+
+@contextmanager
+def smtp_server() -> Iterator[tuple[int, CountingMailbox]]:
+    mailbox = CountingMailbox()
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port, mailbox
+    finally:
+        controller.stop()

@@ -1,0 +1,178 @@
+"""What every bench script shares: its one JSON line, a private Redis, databases, quiet logs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from docdigest.core.db import Base, create_engine
+from docdigest.devserver.redis import free_port, start_redis
+from docdigest.settings import Settings
+
+
+def report(
+    *,
+    name: str,
+    params: dict[str, Any],
+    figure: float,
+    unit: str,
+    baseline: float | None,
+    target: str,
+    meets: bool,
+    **detail: Any,
+) -> None:
+    """Print the script's one JSON object; `ratio` is figure/baseline when there is a baseline."""
+    ratio = round(figure / baseline, 3) if baseline else None
+    line = {
+        "name": name,
+        "params": params,
+        "figure": figure,
+        "unit": unit,
+        "baseline": baseline,
+        "ratio": ratio,
+        "target": target,
+        "meets": bool(meets),
+        **detail,
+    }
+    print(json.dumps(line, default=str), flush=True)
+
+
+def arguments(description: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--full", action="store_true", help="real numbers (slower)")
+    return parser.parse_args()
+
+
+@contextmanager
+def private_redis() -> Iterator[str]:
+    """A redis-server of our own, so a bench neither disturbs nor is disturbed by others."""
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        process = start_redis(port, Path(tmp), appendonly=False)
+        try:
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            process.terminate()
+            process.wait(10)
+
+
+def postgres_admin_url() -> str | None:
+    url = os.environ.get("DOCDIGEST_BENCH_POSTGRES_URL") or os.environ.get(
+        "DOCDIGEST_TEST_POSTGRES_URL"
+    )
+    if not url:
+        return None
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url
+
+
+@asynccontextmanager
+async def database(kind: str, workdir: Path) -> AsyncIterator[str]:
+    """A fresh database with every table: a SQLite file, or a private PostgreSQL database."""
+    if kind == "sqlite":
+        url = f"sqlite+aiosqlite:///{workdir / f'bench-{uuid.uuid4().hex[:8]}.db'}"
+        engine = create_engine(url)
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+        await engine.dispose()
+        yield url
+        return
+    admin_url = postgres_admin_url()
+    assert admin_url is not None
+    name = f"docdigest_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    await engine.dispose()
+    try:
+        yield url
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+def quiet_logging() -> None:
+    """Logs are formatted as in production but go nowhere, so stdout holds only the JSON."""
+    from docdigest.core.logging import JsonFormatter, RequestIdFilter
+
+    handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: SIM115
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RequestIdFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+def run(main: Any) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(main)
+    except ImportError:
+        asyncio.run(main)
+    sys.stdout.flush()
+
+
+def stop(process: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+    """Terminate a child, killing it if it does not exit in time."""
+    process.terminate()
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextmanager
+def quiet_child(command: list[str]) -> Iterator[subprocess.Popen[bytes]]:
+    """A child process (a worker under test) with its output discarded, stopped after the block."""
+    process = subprocess.Popen(
+        command,
+        env={**os.environ, "DOCDIGEST_LOG_LEVEL": "WARNING"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield process
+    finally:
+        stop(process)
+
+
+def percentile_ms(values: list[float], p: float) -> float:
+    """The p-th percentile (nearest rank) of durations in seconds, in milliseconds."""
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))
+    return round(ordered[index] * 1000, 2)
+
+
+def bench_settings(redis_url: str, database_url: str, queue_name: str) -> Settings:
+    """docdigest settings for a bench's own worker and sender: quiet logs, a scratch data dir."""
+    return Settings(
+        env="test",
+        database_url=database_url,
+        redis_url=redis_url,
+        queue_name=queue_name,
+        data_dir=Path(tempfile.gettempdir()) / "docdigest-bench",
+        log_level="WARNING",
+    )

@@ -1,0 +1,303 @@
+"""Documents per minute from upload to `ready`: 1 and 2 worker processes vs a plain loop.
+
+A generated corpus of mixed documents (PDF, DOCX, HTML, text; 1-200 pages,
+log-uniform, so most are short) goes through the whole product: uploaded over HTTP
+to one uvicorn process, then process_document → extract_text → summarize_document
+→ email_user on docdigest worker processes (real Redis, a real SMTP server, the
+job ledger). Each worker runs one job at a time (DOCDIGEST_WORKER_MAX_JOBS=1), like
+the loop, so the comparison is lane for lane.
+
+The baseline is a plain loop over the same files in this process: the same sniffing,
+sandboxed extraction and extractive summary, with no web, queue or database.
+
+Headline: 1 worker over the plain loop (target ≥ 0.85); 2 workers over 1 worker
+(target ≥ 1.7 on 2 cores; --full only, quick mode runs the 1-worker round alone).
+`steps_ms` gives, per job, the median wait in the queue
+and the median run time, read from the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from redis.asyncio import Redis
+from sqlalchemy import func, select
+
+import docdigest.models  # noqa: F401  (registers every table for create_all)
+from bench._corpus import cached, write_document
+from bench._servers import CountingMailbox, bearer_token, smtp_server, uvicorn, workers
+from bench._timeline import one_document
+from bench.common import arguments, database, postgres_admin_url, private_redis, report, run
+from docdigest.core.db import create_engine
+from docdigest.documents.extract import ExtractionFailed, Limits, extract_file
+from docdigest.documents.extract.sandbox import warm_up
+from docdigest.documents.models import Document, DocumentStatus
+from docdigest.documents.sniff import sniff
+from docdigest.documents.summarize import summarize_extractive
+from docdigest.jobs.models import JobRun
+from docdigest.settings import Settings
+from docdigest.users.models import User
+
+LOOP_RATIO = 0.85
+SCALING = 1.7
+DONE = (DocumentStatus.READY, DocumentStatus.FAILED)
+
+
+async def plain_loop(corpus: list[Path]) -> dict[str, Any]:
+    """The same work, one file after another, in this process."""
+    settings = Settings()
+    limits = Limits.from_settings(settings)
+    warm_up()
+    failed = 0
+    started = time.perf_counter()
+    for path in corpus:
+        try:
+            extracted = await extract_file(path, sniff(path), limits)
+        except ExtractionFailed:
+            failed += 1
+            continue
+        await asyncio.to_thread(summarize_extractive, extracted.text, settings.summary_sentences)
+    elapsed = time.perf_counter() - started
+    return {"elapsed_s": round(elapsed, 2), "failed": failed, "per_min": per_min(corpus, elapsed)}
+
+
+def per_min(corpus: list[Path], elapsed: float) -> float:
+    return round(len(corpus) / elapsed * 60, 1)
+
+
+async def through_docdigest(
+    corpus: list[Path], worker_counts: list[int], redis_url: str, kind: str, tmp: Path
+) -> list[dict[str, Any]]:
+    """For each worker count: upload the corpus as a new user, wait until all is ready and mailed.
+
+    One web process and database serve every round; each round starts its own workers.
+    """
+    async with database(kind, tmp) as url:
+        with smtp_server() as (smtp_port, mailbox):
+            env = {
+                "DOCDIGEST_ENV": "development",
+                "DOCDIGEST_DATA_DIR": str(tmp / "data"),
+                "DOCDIGEST_DATABASE_URL": url,
+                "DOCDIGEST_REDIS_URL": redis_url,
+                "DOCDIGEST_QUEUE_NAME": f"bench:{uuid.uuid4().hex[:8]}",
+                "DOCDIGEST_SMTP_HOST": "127.0.0.1",
+                "DOCDIGEST_SMTP_PORT": str(smtp_port),
+                "DOCDIGEST_WORKER_MAX_JOBS": "1",
+                "DOCDIGEST_LOG_FORMAT": "json",
+            }
+            engine = create_engine(url)
+            try:
+                with uvicorn("docdigest.main:app_from_env", env, tmp / "web.log") as port:
+                    return [
+                        await one_round(corpus, count, env, port, engine, mailbox, tmp)
+                        for count in worker_counts
+                    ]
+            finally:
+                await engine.dispose()
+
+
+async def one_round(
+    corpus: list[Path],
+    worker_count: int,
+    env: dict[str, str],
+    port: int,
+    engine: Any,
+    mailbox: CountingMailbox,
+    tmp: Path,
+) -> dict[str, Any]:
+    logs = tmp / f"round-{worker_count}"
+    logs.mkdir()
+    booting = time.perf_counter()
+    with workers(worker_count, env, logs):
+        await wait_for_workers(
+            env["DOCDIGEST_REDIS_URL"], env["DOCDIGEST_QUEUE_NAME"], worker_count
+        )
+        startup_s = time.perf_counter() - booting
+        email = f"round-{worker_count}@example.com"
+        token = bearer_token(port, email)
+        user_id = await engine_scalar(engine, select(User.id).where(User.email == email))
+        probe = None
+        if worker_count == 1:
+            probe_path = write_document(tmp / "probe.pdf", "pdf", pages=10, seed=1)
+            probe = await one_document(port, token, engine, mailbox, email, probe_path)
+        mails_before = len(mailbox.arrivals(email))
+        started_at = datetime.now(UTC)
+        started = time.perf_counter()
+        await upload_all(port, token, corpus)
+        uploaded_s = time.perf_counter() - started
+        await wait_until(engine, user_id, started_at, len(corpus), mailbox, email, mails_before)
+        polled_s = time.perf_counter() - started
+    result = await read_back(engine, user_id, started_at)
+    elapsed = result.pop("last_ready_s") or polled_s
+    return {
+        "workers": worker_count,
+        "elapsed_s": round(elapsed, 2),
+        "uploads_done_s": round(uploaded_s, 2),
+        "workers_startup_s": round(startup_s, 1),
+        "per_min": per_min(corpus, elapsed),
+        "mails": len(mailbox.arrivals(email)) - mails_before,
+        **result,
+        **({"one_document": probe} if probe else {}),
+    }
+
+
+async def engine_scalar(engine: Any, statement: Any) -> Any:
+    async with engine.connect() as conn:
+        return await conn.scalar(statement)
+
+
+async def wait_for_workers(redis_url: str, queue: str, count: int, timeout_s: float = 90) -> None:
+    """Until every worker has finished its startup (it registers itself last)."""
+    redis = Redis.from_url(redis_url)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while await redis.hlen(f"{queue}:workers") < count:  # type: ignore[misc]
+            if time.monotonic() > deadline:
+                raise TimeoutError("workers did not start")
+            await asyncio.sleep(0.1)
+    finally:
+        await redis.aclose()
+
+
+async def upload_all(port: int, token: str, corpus: list[Path]) -> None:
+    """Four uploads at a time, as a few people or a script would send them."""
+    queue = list(reversed(corpus))
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=120
+    ) as client:
+
+        async def sender() -> None:
+            while queue:
+                path = queue.pop()
+                files = {"file": (path.name, path.read_bytes())}
+                response = await client.post("/api/documents", files=files)
+                if response.status_code not in (200, 202):
+                    raise RuntimeError(f"{path.name}: {response.status_code} {response.text}")
+
+        await asyncio.gather(*(sender() for _ in range(4)))
+
+
+async def wait_until(
+    engine: Any,
+    user_id: int,
+    since: datetime,
+    count: int,
+    mailbox: CountingMailbox,
+    email: str,
+    mails_before: int,
+) -> None:
+    """Until every document is ready or failed and each ready one's mail has arrived."""
+    mine = (Document.user_id == user_id) & (Document.created_at >= since)
+    deadline = time.monotonic() + 1800
+    while time.monotonic() < deadline:
+        done = await engine_scalar(
+            engine, select(func.count()).where(mine, Document.status.in_(DONE))
+        )
+        ready = await engine_scalar(
+            engine, select(func.count()).where(mine, Document.status == DocumentStatus.READY)
+        )
+        if done == count and len(mailbox.arrivals(email)) - mails_before >= ready:
+            return
+        await asyncio.sleep(0.2)
+    raise TimeoutError("documents were not processed in time")
+
+
+async def read_back(engine: Any, user_id: int, started_at: datetime) -> dict[str, Any]:
+    """Outcomes from the documents table, and where the time went from the ledger."""
+    async with engine.connect() as conn:
+        documents = (
+            await conn.execute(
+                select(Document.id, Document.status, Document.ready_at).where(
+                    Document.user_id == user_id, Document.created_at >= started_at
+                )
+            )
+        ).all()
+        subjects = [f"document:{d.id}" for d in documents]
+        jobs = (
+            await conn.execute(
+                select(
+                    JobRun.function, JobRun.enqueued_at, JobRun.started_at, JobRun.finished_at
+                ).where(JobRun.subject.in_(subjects))
+            )
+        ).all()
+    ready = [d.ready_at for d in documents if d.status == DocumentStatus.READY and d.ready_at]
+    steps: dict[str, dict[str, list[float]]] = {}
+    for row in jobs:
+        if row.started_at is None or row.finished_at is None:
+            continue
+        step = steps.setdefault(row.function, {"queue_wait": [], "run": []})
+        step["queue_wait"].append((row.started_at - row.enqueued_at).total_seconds() * 1000)
+        step["run"].append((row.finished_at - row.started_at).total_seconds() * 1000)
+    return {
+        "ready": len(ready),
+        "failed": sum(1 for d in documents if d.status == DocumentStatus.FAILED),
+        "last_ready_s": (max(ready) - started_at).total_seconds() if ready else None,
+        "steps_ms": {
+            name: {
+                "jobs": len(values["run"]),
+                "queue_wait_p50": round(statistics.median(values["queue_wait"]), 1),
+                "run_p50": round(statistics.median(values["run"]), 1),
+                "run_total_s": round(sum(values["run"]) / 1000, 2),
+            }
+            for name, values in sorted(steps.items())
+        },
+    }
+
+
+async def main() -> None:
+    args = arguments(__doc__ or "")
+    count, max_pages = (300, 200) if args.full else (6, 8)
+    kind = "postgres" if postgres_admin_url() else "sqlite"
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp_name, private_redis() as redis_url:
+        tmp = Path(tmp_name)
+        corpus = cached(count, max_pages)
+        phases = {"corpus_s": round(time.perf_counter() - started, 1)}
+        loop = await plain_loop(corpus)
+        phases["plain_loop_s"] = round(time.perf_counter() - started - sum(phases.values()), 1)
+        # Quick mode skips the 2-worker round: starting workers is most of its time.
+        rounds = await through_docdigest(corpus, [1, 2] if args.full else [1], redis_url, kind, tmp)
+        one, two = rounds[0], (rounds[1] if len(rounds) > 1 else None)
+        phases["docdigest_s"] = round(time.perf_counter() - started - sum(phases.values()), 1)
+    pages = sum(int(path.stem.rsplit("-", 1)[1].rstrip("p")) for path in corpus)
+    vs_loop = one["per_min"] / loop["per_min"]
+    scaling = two["per_min"] / one["per_min"] if two else None
+    report(
+        name="pipeline",
+        params={
+            "documents": count,
+            "pages_total": pages,
+            "max_pages": max_pages,
+            "kinds": sorted({path.suffix[1:] for path in corpus}),
+            "database": kind,
+            "worker_max_jobs": 1,
+        },
+        figure=one["per_min"],
+        unit="documents/min",
+        baseline=loop["per_min"],
+        target=f">= {LOOP_RATIO}x the plain loop with 1 worker; 2 workers >= {SCALING}x 1 worker",
+        meets=vs_loop >= LOOP_RATIO
+        and scaling is not None
+        and scaling >= SCALING
+        and one["failed"] == loop["failed"],
+        two_workers_per_min=two["per_min"] if two else None,
+        scaling_2_vs_1=round(scaling, 3) if scaling is not None else None,
+        plain_loop=loop,
+        one_worker=one,
+        two_workers=two,
+        elapsed_s=round(time.perf_counter() - started, 1),
+        phases=phases,
+    )
+
+
+if __name__ == "__main__":
+    run(main())
