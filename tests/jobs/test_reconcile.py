@@ -26,10 +26,11 @@ async def touch(jc: JobContext, n: int) -> None:
 
 
 async def lose_redis_copy(queue: ArqRedis, settings: Settings) -> None:
-    """What a Redis restart without persistence does to this test's queue."""
+    """What a Redis restart without persistence does to this test's queue (only to
+    its own jobs: other tests share this Redis)."""
     keys = await queue.keys(settings.queue_name + "*")
-    async for key in queue.scan_iter(job_key_prefix + "*"):
-        keys.append(key)
+    for job_id in await queue.zrange(settings.queue_name, 0, -1):
+        keys.append(job_key_prefix + job_id.decode())
     if keys:
         await queue.delete(*keys)
 
