@@ -3,7 +3,8 @@
 Variants, one run, each in its own worker process: the docdigest tier (ledger,
 logging, metrics on) on SQLite and, when DOCDIGEST_BENCH_POSTGRES_URL /
 DOCDIGEST_TEST_POSTGRES_URL is set, PostgreSQL; bare Arq with the same worker
-settings; bare Arq with its defaults. Jobs are queued first, then one burst
+settings; bare Arq with its defaults; and, for context, bare Arq polling every
+10 ms (what polling alone buys). Jobs are queued first, then one burst
 worker drains them and is timed. Headline: the slower database's docdigest
 figure over tuned bare Arq (in --full, the best of three interleaved rounds).
 """
@@ -23,12 +24,14 @@ from typing import Any
 
 from arq.connections import RedisSettings, create_pool
 from arq.worker import Worker
+from sqlalchemy import func, select
 
 from bench.common import database, postgres_admin_url, private_redis, quiet_logging, report
 from bench.common import run as run_main
 from docdigest.core.db import commit, create_engine, create_sessionmaker
 from docdigest.core.queue import connect_queue
 from docdigest.jobs import JobContext, enqueue, job
+from docdigest.jobs.models import JobRun, JobStatus
 from docdigest.settings import Settings
 from docdigest.worker import create_worker, worker_options
 
@@ -40,6 +43,10 @@ async def noop(jc: JobContext, n: int) -> None:
 
 async def bare_noop(ctx: dict[str, Any], n: int) -> None:
     return None
+
+
+# For context only: bare Arq polling every 10 ms instead of being woken up.
+FAST_POLL = {"poll_delay": 0.01}
 
 
 def tuned_options() -> dict[str, Any]:
@@ -65,7 +72,6 @@ async def docdigest_rate(redis_url: str, database_url: str, jobs: int) -> dict[s
                 await enqueue(session, noop, n=n)
             await commit(session)
     await queue.aclose()
-    await engine.dispose()
     worker = create_worker(
         settings,
         functions=[noop.arq_function(settings)],
@@ -73,7 +79,17 @@ async def docdigest_rate(redis_url: str, database_url: str, jobs: int) -> dict[s
         burst=True,
         handle_signals=False,
     )
-    return await _drain(worker, jobs)
+    try:
+        result = await _drain(worker, jobs)
+        # The figure counts only if the ledger recorded every job as done.
+        async with sessions() as session:
+            undone = await session.scalar(
+                select(func.count()).where(JobRun.status != JobStatus.SUCCEEDED)
+            )
+        assert undone == 0, f"the ledger has {undone} jobs not recorded as succeeded"
+        return result
+    finally:
+        await engine.dispose()
 
 
 async def bare_rate(redis_url: str, jobs: int, options: dict[str, Any]) -> dict[str, float]:
@@ -117,6 +133,8 @@ async def child(args: argparse.Namespace) -> None:
             return await docdigest_rate(args.redis, args.database, jobs)
         if args.variant == "bare_tuned":
             return await bare_rate(args.redis, jobs, tuned_options())
+        if args.variant == "bare_fast_poll":
+            return await bare_rate(args.redis, jobs, tuned_options() | FAST_POLL)
         return await bare_rate(args.redis, jobs, {})
 
     # A first small drain warms imports, connections and caches for every variant alike.
@@ -142,6 +160,7 @@ async def parent(full: bool) -> None:
                 for name, variant, url in [
                     ("bare_arq_defaults", "bare_defaults", ""),
                     ("bare_arq_tuned", "bare_tuned", ""),
+                    ("bare_arq_fast_poll", "bare_fast_poll", ""),
                     *[(f"docdigest_{k}", "docdigest", urls[k]) for k in kinds],
                 ]:
                     result = await asyncio.to_thread(measure, variant, redis_url, jobs, url)

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -149,3 +150,26 @@ async def test_many_jobs_at_once_are_each_recorded_from_start_to_end(
     assert {r.status for r in rows} == {JobStatus.SUCCEEDED}
     assert all(r.started_at is not None and r.finished_at is not None for r in rows)
     assert attempts == 40
+
+
+async def test_a_job_another_worker_holds_is_left_to_it_and_the_rest_run(
+    settings: Settings, db: async_sessionmaker[AsyncSession], queue: ArqRedis, run_worker: RunWorker
+) -> None:
+    ran.clear()
+    async with db(info={"queue": queue}) as session:
+        runs = [await enqueue(session, greet, user_id=n) for n in range(3)]
+        await commit(session)
+    # Another worker is running the first job: Arq's in-progress key says so.
+    held = in_progress_key_prefix + runs[0].id
+    await queue.set(held, b"1", px=60_000)
+
+    functions = [s.arq_function(settings) for s in SPECS]
+    await run_worker(functions=functions, cron_jobs=[], max_burst_jobs=2)
+    assert sorted(ran) == [("greet", 1), ("greet", 2)]
+    assert (await load(db, runs[0].id)).status == JobStatus.QUEUED
+
+    # That worker is gone and its hold has lapsed: the job runs here, once.
+    await queue.delete(held)
+    await run_worker(functions=functions, cron_jobs=[])
+    assert sorted(ran) == [("greet", 0), ("greet", 1), ("greet", 2)]
+    assert (await load(db, runs[0].id)).status == JobStatus.SUCCEEDED

@@ -26,13 +26,29 @@ log = logging.getLogger("docdigest.jobs")
 
 WAKE_TOKENS_MAX = 64
 
-# Claim a due job for this worker: the in-progress key Arq's other workers respect.
+# Claim up to ARGV[2] due jobs for this worker in one round trip: walk the due part
+# of the queue from its head, skip jobs another worker holds (Arq's in-progress key,
+# which every Arq worker respects) and set that key on each job taken. Returns the
+# ids and scores taken, and the queue's length (a burst worker stops at zero).
 _CLAIM_SCRIPT = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return false end
-local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
-if not score or tonumber(score) > tonumber(ARGV[2]) then return false end
-redis.call('PSETEX', KEYS[1], ARGV[3], '1')
-return score
+local queue, now, slots, prefix = KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local ttl, offset, scan = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+local taken = {}
+while slots > 0 and scan > 0 do
+  local due = redis.call('ZRANGEBYSCORE', queue, '-inf', now, 'WITHSCORES',
+                         'LIMIT', offset, math.min(scan, 100))
+  if #due == 0 then break end
+  for i = 1, #due, 2 do
+    if slots > 0 and redis.call('SET', prefix .. due[i], '1', 'NX', 'PX', ttl) then
+      taken[#taken + 1] = due[i]
+      taken[#taken + 1] = due[i + 1]
+      slots = slots - 1
+    end
+  end
+  offset = offset + #due / 2
+  scan = scan - #due / 2
+end
+return {taken, redis.call('ZCARD', queue)}
 """
 
 
@@ -54,31 +70,45 @@ class WakeUpWorker(Worker):
         self.ctx["worker"] = self
         self._wake = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
+        self._next_abort_check = 0.0
+        self._queued = 0  # the queue's length at the last claim
 
-    async def start_jobs(self, job_ids: list[bytes]) -> None:
-        """Arq's start_jobs with its claim (WATCH, EXISTS, ZSCORE, MULTI/EXEC: four round
-        trips, one job after another) done by one Lua script; ids this worker is
-        already running are skipped without asking Redis."""
+    async def _poll_iteration(self) -> None:
+        """Arq's poll, with its read (ZRANGEBYSCORE, then per job WATCH, EXISTS,
+        ZSCORE, MULTI/EXEC) done by one script for as many jobs as there are free
+        slots, and the abort check kept to Arq's own pace of once per poll delay
+        rather than after every finished job."""
+        slots = self.max_jobs - self.job_counter
+        if self.burst and self.max_burst_jobs >= 0:
+            slots = min(slots, self.max_burst_jobs - self._jobs_started())
+        if self.allow_pick_jobs and slots > 0:
+            await self._claim(slots)
+        if self.allow_abort_jobs and self.loop.time() >= self._next_abort_check:
+            self._next_abort_check = self.loop.time() + self.poll_delay_s
+            await self._cancel_aborted_jobs()
+        for job_id, task in list(self.tasks.items()):
+            if task.done():
+                del self.tasks[job_id]
+                task.result()  # an error in run_job itself surfaces here, as in Arq
+        await self.heart_beat()
+
+    async def _claim(self, slots: int) -> None:
         claim = self.pool.register_script(_CLAIM_SCRIPT)
-        timeout_ms = int(self.in_progress_timeout_s * 1000)
-        for job_id_b in job_ids:
+        taken, self._queued = await claim(
+            keys=[self.queue_name],
+            args=[
+                timestamp_ms(),
+                slots,
+                in_progress_key_prefix,
+                int(self.in_progress_timeout_s * 1000),
+                self._queue_read_offset,
+                self.queue_read_limit + self.max_jobs,
+            ],
+        )
+        for job_id_b, score in zip(taken[::2], taken[1::2], strict=True):
             job_id = job_id_b.decode()
-            if job_id in self.tasks:
-                continue
-            await self.sem.acquire()
-            if self.job_counter >= self.max_jobs:
-                self.sem.release()
-                return
+            await self.sem.acquire()  # free: there were `slots` of them
             self.job_counter += 1
-            score = await claim(
-                keys=[in_progress_key_prefix + job_id, self.queue_name],
-                args=[job_id, timestamp_ms(), timeout_ms],
-            )
-            if score is None:
-                # Running elsewhere, finished, or deferred again meanwhile.
-                self.job_counter -= 1
-                self.sem.release()
-                continue
             task = self.loop.create_task(self.run_job(job_id, int(float(score))))
             task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
             self.tasks[job_id] = task
@@ -112,7 +142,7 @@ class WakeUpWorker(Worker):
                     if 0 <= self.max_burst_jobs <= self._jobs_started():
                         await asyncio.gather(*self.tasks.values())
                         return
-                    if await self.pool.zcard(self.queue_name) == 0:
+                    if self._queued == 0:
                         await asyncio.gather(*self.tasks.values())
                         return
                 await self._wait()
