@@ -126,11 +126,14 @@ class SmtpCatcher:
     host: str
     port: int
     messages: list[EmailMessage] = field(default_factory=list)
+    #: The client address of each message's connection, in the order received.
+    peers: list[tuple[str, int]] = field(default_factory=list)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = message_from_bytes(envelope.content, policy=policy.default)
         assert isinstance(message, EmailMessage)
         self.messages.append(message)
+        self.peers.append(session.peer)
         return "250 OK"
 
     def subjects(self) -> list[str]:

@@ -80,6 +80,8 @@ def worker_options(settings: Settings) -> dict[str, Any]:
     async def shutdown(ctx: dict[str, Any]) -> None:
         if "ledger" in ctx:
             await ctx["ledger"].close()
+        if "resources" in ctx:
+            await ctx["resources"][Mailer].aclose()
         if "sessionmaker" in ctx:
             await worker_stopped(ctx, settings)
         if "engine" in ctx:
