@@ -58,7 +58,7 @@ pytestmark = [
 USERS = 5
 DOCUMENTS_PER_USER = 100
 DOCUMENTS = USERS * DOCUMENTS_PER_USER
-PIPELINE = ("process_document", "extract_text", "summarize_document", "email_user")
+PIPELINE = ("extract_text", "summarize_document", "email_user")
 
 
 def document_text(user: int, n: int) -> bytes:
@@ -296,7 +296,7 @@ def test_500_documents_through_two_web_processes_and_three_workers(
         ]
         assert sum(per_worker) == DOCUMENTS, (function, per_worker)
     processed = [
-        metric(s, "docdigest_jobs_total", function="process_document", outcome="succeeded")
+        metric(s, "docdigest_jobs_total", function="extract_text", outcome="succeeded")
         for s in worker_samples
     ]
     assert all(count > 0 for count in processed), f"a worker sat idle: {processed}"

@@ -1,4 +1,8 @@
-"""The processing chain: process_document → extract_text → summarize_document → email_user.
+"""The processing chain: extract_text → summarize_document → email_user.
+
+An upload queues `extract_text` itself. `process_document` starts the same chain
+by name for callers that have only a document id (and for jobs queued before the
+upload did so); it only queues `extract_text`, so the upload skips that hop.
 
 Each step loads its document by id, returns at once if its work is done, and
 enqueues the next step in the same transaction as its own result. The commit

@@ -20,7 +20,7 @@ from docdigest.core.db import utcnow
 from docdigest.core.errors import Conflict, NotFound, Unprocessable, UnsupportedMediaType
 from docdigest.documents import sniff
 from docdigest.documents.jobs import delete_document as delete_document_job
-from docdigest.documents.jobs import process_document
+from docdigest.documents.jobs import extract_text
 from docdigest.documents.models import Document, DocumentStatus
 from docdigest.documents.removal import remove_document, remove_user_documents
 from docdigest.documents.storage import Storage, new_key
@@ -84,9 +84,10 @@ async def accept_upload(
             return Accepted(existing, duplicate=True)
         set_committed_value(document, "steps", [])
         await storage.save(document.storage_key, file.path)
-        # No unique key: the document id is brand new, so nothing can collide, and a
-        # keyed enqueue costs three more statements (lookup, savepoint, release).
-        await enqueue(session, process_document, document_id=document.id)
+        # The chain's first step, queued straight away. No unique key: the document
+        # id is brand new, so nothing can collide, and a keyed enqueue costs three
+        # more statements (lookup, savepoint, release).
+        await enqueue(session, extract_text, document_id=document.id)
         if settings.retention_days:
             keep = timedelta(days=settings.retention_days)
             document.expires_at = document.created_at + keep
@@ -155,10 +156,11 @@ async def reprocess_document(session: AsyncSession, user_id: int, document_id: i
     document.note = None
     document.processed_at = None
     document.generation += 1
+    # The key `process_document` would use, so the chain starts once per generation.
     await enqueue(
         session,
-        process_document,
-        key=f"process:{document.id}:{document.generation}",
+        extract_text,
+        key=f"extract:{document.id}:{document.generation}",
         document_id=document.id,
     )
     return document
