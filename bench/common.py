@@ -176,3 +176,22 @@ def bench_settings(redis_url: str, database_url: str, queue_name: str) -> Settin
         data_dir=Path(tempfile.gettempdir()) / "docdigest-bench",
         log_level="WARNING",
     )
+
+
+def machine_busy_s() -> float | None:
+    """CPU seconds every core of this machine has spent busy since boot (Linux's
+    /proc/stat; None elsewhere). Over a phase, the difference divided by the wall
+    time is how many cores the phase kept busy, whoever used them."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + fields[4]  # idle and iowait
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def cores_busy(before: float | None, wall_s: float) -> float | None:
+    after = machine_busy_s()
+    if before is None or after is None or wall_s <= 0:
+        return None
+    return round((after - before) / wall_s, 2)

@@ -35,7 +35,16 @@ import docdigest.models  # noqa: F401  (registers every table for create_all)
 from bench._corpus import cached, write_document
 from bench._servers import CountingMailbox, bearer_token, smtp_server, uvicorn, workers
 from bench._timeline import one_document
-from bench.common import arguments, database, postgres_admin_url, private_redis, report, run
+from bench.common import (
+    arguments,
+    cores_busy,
+    database,
+    machine_busy_s,
+    postgres_admin_url,
+    private_redis,
+    report,
+    run,
+)
 from docdigest.core.db import create_engine
 from docdigest.documents.extract import ExtractionFailed, Limits, extract_file
 from docdigest.documents.extract.sandbox import warm_up
@@ -57,6 +66,7 @@ async def plain_loop(corpus: list[Path]) -> dict[str, Any]:
     limits = Limits.from_settings(settings)
     warm_up()
     failed = 0
+    busy_before = machine_busy_s()
     started = time.perf_counter()
     for path in corpus:
         try:
@@ -66,7 +76,12 @@ async def plain_loop(corpus: list[Path]) -> dict[str, Any]:
             continue
         await asyncio.to_thread(summarize_extractive, extracted.text, settings.summary_sentences)
     elapsed = time.perf_counter() - started
-    return {"elapsed_s": round(elapsed, 2), "failed": failed, "per_min": per_min(corpus, elapsed)}
+    return {
+        "elapsed_s": round(elapsed, 2),
+        "failed": failed,
+        "per_min": per_min(corpus, elapsed),
+        "cores_busy": cores_busy(busy_before, elapsed),
+    }
 
 
 def per_min(corpus: list[Path], elapsed: float) -> float:
@@ -130,11 +145,13 @@ async def one_round(
             probe = await one_document(port, token, engine, mailbox, email, probe_path)
         mails_before = len(mailbox.arrivals(email))
         started_at = datetime.now(UTC)
+        busy_before = machine_busy_s()
         started = time.perf_counter()
         await upload_all(port, token, corpus)
         uploaded_s = time.perf_counter() - started
         await wait_until(engine, user_id, started_at, len(corpus), mailbox, email, mails_before)
         polled_s = time.perf_counter() - started
+        busy = cores_busy(busy_before, polled_s)
     result = await read_back(engine, user_id, started_at)
     elapsed = result.pop("last_ready_s") or polled_s
     return {
@@ -143,6 +160,7 @@ async def one_round(
         "uploads_done_s": round(uploaded_s, 2),
         "workers_startup_s": round(startup_s, 1),
         "per_min": per_min(corpus, elapsed),
+        "cores_busy": busy,
         "mails": len(mailbox.arrivals(email)) - mails_before,
         **result,
         **({"one_document": probe} if probe else {}),
