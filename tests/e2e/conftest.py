@@ -156,6 +156,19 @@ async def browser(stack: Stack) -> AsyncIterator[Browser]:
         await launched.close()
 
 
+PASSWORD = "correct horse battery"
+
+
+async def sign_up(page: Page, email: str, name: str = "Ada Lovelace") -> None:
+    """Sign up through the form, as a person would; ends on the upload page."""
+    await page.goto("/signup")
+    await page.get_by_label("Name").fill(name)
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("main").get_by_role("button", name="Sign up").click()
+    await page.wait_for_url("**/upload")
+
+
 async def new_page(
     browser: Browser, stack: Stack, **options: object
 ) -> tuple[BrowserContext, Page]:

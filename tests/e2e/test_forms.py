@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, expect
 
-from tests.e2e.conftest import PHONE, Stack, new_page, screenshot
+from tests.e2e.conftest import PASSWORD, PHONE, Stack, new_page, screenshot, sign_up
 
 pytestmark = pytest.mark.e2e
-
-PASSWORD = "correct horse battery"
-
-
-async def sign_up(page: Page, email: str, name: str = "Ada Lovelace") -> None:
-    await page.goto("/signup")
-    await page.get_by_label("Name").fill(name)
-    await page.get_by_label("Email").fill(email)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("main").get_by_role("button", name="Sign up").click()
-    await page.wait_for_url("**/upload")
 
 
 async def test_signup_errors_are_shown_next_to_the_fields(stack: Stack, browser: Browser) -> None:

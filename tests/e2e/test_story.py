@@ -8,22 +8,12 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.e2e.conftest import PHONE, Stack, new_page, screenshot
+from tests.e2e.conftest import PHONE, Stack, new_page, screenshot, sign_up
 from tests.e2e.documents import make_docx, make_pdf
 
 pytestmark = pytest.mark.e2e
 
-PASSWORD = "correct horse battery"
 LIVE = 90_000  # ms a document may take to turn ready on a busy machine
-
-
-async def sign_up(page: Page, email: str, name: str) -> None:
-    await page.goto("/signup")
-    await page.get_by_label("Name").fill(name)
-    await page.get_by_label("Email").fill(email)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("main").get_by_role("button", name="Sign up").click()
-    await page.wait_for_url("**/upload")
 
 
 async def wait_for_mail(page: Page, subject: str) -> None:
