@@ -1,0 +1,100 @@
+"""The worker's batched ledger writes: one batch may hold several jobs' whole lives."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from docdigest.core.db import commit, create_engine, utcnow
+from docdigest.jobs.ledger import Ended, Ledger, Started
+from docdigest.jobs.models import AttemptOutcome, JobAttempt, JobRun, JobStatus
+from docdigest.settings import Settings
+from tests.jobs.conftest import load
+
+
+def ended(
+    job_id: str, started_at: datetime, outcome: AttemptOutcome, status: JobStatus, attempt: int = 1
+) -> Ended:
+    return Ended(
+        job_id=job_id,
+        series=1,
+        attempt=attempt,
+        started_at=started_at,
+        finished_at=started_at + timedelta(milliseconds=1),
+        outcome=outcome,
+        status=status,
+    )
+
+
+async def test_one_batch_with_whole_attempts_running_jobs_and_late_ends(
+    settings: Settings, db: async_sessionmaker[AsyncSession]
+) -> None:
+    now = utcnow()
+    async with db() as session:
+        for job_id, status in [
+            ("retried", JobStatus.QUEUED),
+            ("running", JobStatus.QUEUED),
+            ("late", JobStatus.RUNNING),
+            ("cancelled", JobStatus.CANCELLED),
+        ]:
+            session.add(
+                JobRun(
+                    id=job_id, function="f", args={}, status=status, max_tries=3, enqueued_at=now
+                )
+            )
+        late = await session.get(JobRun, "late")
+        assert late is not None
+        late.started_at = now - timedelta(seconds=1)
+        await commit(session)
+
+    first, second = now + timedelta(milliseconds=1), now + timedelta(milliseconds=2)
+    engine = create_engine(settings.database_url)
+    ledger = Ledger(engine, flush_s=60)  # nothing is written until close()
+    # A job that failed once and then succeeded, both attempts in this batch:
+    ledger.record_start("retried", _started(first))
+    ledger.end(ended("retried", first, AttemptOutcome.RETRIED, JobStatus.RETRYING))
+    ledger.record_start("retried", _started(second))
+    ledger.end(ended("retried", second, AttemptOutcome.SUCCEEDED, JobStatus.SUCCEEDED, 2))
+    # One still running when the batch is written, one whose start an earlier
+    # batch wrote, and one an operator cancelled before its attempt's notes arrived.
+    ledger.record_start("running", _started(first))
+    ledger.end(
+        ended("late", now - timedelta(seconds=1), AttemptOutcome.SUCCEEDED, JobStatus.SUCCEEDED)
+    )
+    ledger.record_start("cancelled", _started(first))
+    ledger.end(ended("cancelled", first, AttemptOutcome.SUCCEEDED, JobStatus.SUCCEEDED))
+    await ledger.close()
+    await engine.dispose()
+
+    retried = await load(db, "retried")
+    assert (retried.status, retried.attempts) == (JobStatus.SUCCEEDED, 2)
+    assert retried.started_at == second and retried.finished_at is not None
+    running = await load(db, "running")
+    assert (running.status, running.started_at, running.finished_at) == (
+        JobStatus.RUNNING,
+        first,
+        None,
+    )
+    assert (await load(db, "late")).status == JobStatus.SUCCEEDED
+    assert (await load(db, "cancelled")).status == JobStatus.CANCELLED
+    async with db() as session:
+        attempts = (
+            await session.execute(
+                select(JobAttempt.job_id, JobAttempt.attempt, JobAttempt.outcome).order_by(
+                    JobAttempt.job_id, JobAttempt.attempt
+                )
+            )
+        ).all()
+    # The attempt rows tell what really happened, the cancelled job's included.
+    assert [tuple(a) for a in attempts] == [
+        ("cancelled", 1, AttemptOutcome.SUCCEEDED),
+        ("late", 1, AttemptOutcome.SUCCEEDED),
+        ("retried", 1, AttemptOutcome.RETRIED),
+        ("retried", 2, AttemptOutcome.SUCCEEDED),
+    ]
+
+
+def _started(at: datetime) -> Started:
+    return Started(request_id=None, parent_id=None, subject=None, series=1, started_at=at)
