@@ -80,6 +80,17 @@ class Ended:
 # Applies only while the row is still on this attempt: a requeue, or the next
 # attempt's start, has changed started_at, and a late write must not undo it.
 # An operator's cancel stands too; the attempt row still tells what really happened.
+_ENDED_VALUES: dict[str, Any] = {
+    "status": bindparam("b_status"),
+    "attempts": bindparam("b_attempt"),
+    "finished_at": bindparam("b_finished"),
+    "scheduled_at": func.coalesce(
+        bindparam("b_retry_at", type_=JobRun.scheduled_at.type), JobRun.scheduled_at
+    ),
+    "error_type": bindparam("b_error_type"),
+    "error_message": bindparam("b_error_message"),
+    "error_traceback": bindparam("b_error_traceback"),
+}
 _END = (
     update(JobRun)
     .where(
@@ -87,17 +98,7 @@ _END = (
         JobRun.started_at == bindparam("b_started"),
         JobRun.status != JobStatus.CANCELLED,
     )
-    .values(
-        status=bindparam("b_status"),
-        attempts=bindparam("b_attempt"),
-        finished_at=bindparam("b_finished"),
-        scheduled_at=func.coalesce(
-            bindparam("b_retry_at", type_=JobRun.scheduled_at.type), JobRun.scheduled_at
-        ),
-        error_type=bindparam("b_error_type"),
-        error_message=bindparam("b_error_message"),
-        error_traceback=bindparam("b_error_traceback"),
-    )
+    .values(_ENDED_VALUES)
 )
 
 
@@ -117,18 +118,7 @@ _BEGIN = (
 _RAN = (
     update(JobRun)
     .where(JobRun.id == bindparam("b_id"), *_UNFINISHED)
-    .values(
-        status=bindparam("b_status"),
-        attempts=bindparam("b_attempt"),
-        started_at=bindparam("b_started"),
-        finished_at=bindparam("b_finished"),
-        scheduled_at=func.coalesce(
-            bindparam("b_retry_at", type_=JobRun.scheduled_at.type), JobRun.scheduled_at
-        ),
-        error_type=bindparam("b_error_type"),
-        error_message=bindparam("b_error_message"),
-        error_traceback=bindparam("b_error_traceback"),
-    )
+    .values({"started_at": bindparam("b_started"), **_ENDED_VALUES})
 )
 
 
