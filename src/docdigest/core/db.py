@@ -8,6 +8,10 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -72,6 +76,15 @@ def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def insert_unless_exists(session: AsyncSession, model: type[Base]) -> PgInsert | SqliteInsert:
+    """INSERT … ON CONFLICT DO NOTHING on the session's database: a row a unique
+    constraint already holds makes the insert a no-op (no row returned) instead of
+    failing the transaction, so no SAVEPOINT and RELEASE are needed around it."""
+    if session.get_bind().dialect.name == "sqlite":
+        return sqlite_insert(model).on_conflict_do_nothing()
+    return pg_insert(model).on_conflict_do_nothing()
 
 
 def create_sessionmaker(engine: AsyncEngine, **info: Any) -> async_sessionmaker[AsyncSession]:

@@ -8,15 +8,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import Insert as PgInsert
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import raiseload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from docdigest.core.db import utcnow
+from docdigest.core.db import insert_unless_exists, utcnow
 from docdigest.core.errors import Conflict, NotFound, Unprocessable, UnsupportedMediaType
 from docdigest.documents import sniff
 from docdigest.documents.jobs import delete_document as delete_document_job
@@ -61,7 +57,7 @@ async def accept_upload(
                 allowed=sorted(sniff.ALLOWED),
             )
         document = await session.scalar(
-            _insert_unless_duplicate(session)
+            insert_unless_exists(session, Document)
             .values(
                 user_id=user_id,
                 filename=file.filename,
@@ -101,15 +97,6 @@ async def accept_upload(
         return Accepted(document, duplicate=False)
     finally:
         file.path.unlink(missing_ok=True)
-
-
-def _insert_unless_duplicate(session: AsyncSession) -> PgInsert | SqliteInsert:
-    """INSERT … ON CONFLICT DO NOTHING: a racing duplicate makes the insert return no
-    row instead of failing the transaction, so no savepoint (two more statements) is
-    needed around it."""
-    if session.get_bind().dialect.name == "sqlite":
-        return sqlite_insert(Document).on_conflict_do_nothing()
-    return pg_insert(Document).on_conflict_do_nothing()
 
 
 async def _find_by_hash(session: AsyncSession, user_id: int, sha256: str) -> Document | None:

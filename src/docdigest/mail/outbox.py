@@ -15,10 +15,9 @@ from email.utils import format_datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, and_, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from docdigest.core.db import commit, utcnow
+from docdigest.core.db import commit, insert_unless_exists, utcnow
 from docdigest.jobs import Transient
 from docdigest.jobs.context import current_job_id
 from docdigest.jobs.enqueue import settings_of
@@ -112,20 +111,17 @@ async def record_skipped(
 
 async def _claim(session: AsyncSession, *, key: str, to: str, template: str) -> bool:
     """Mark the row `sending` for us; False if it is sent already."""
-    if await session.scalar(select(OutboxMessage.id).where(OutboxMessage.key == key)) is None:
-        try:
-            async with session.begin_nested():
-                session.add(
-                    OutboxMessage(
-                        key=key,
-                        to=to,
-                        template=template,
-                        message_id=message_id_for(key),
-                        status=OutboxStatus.PENDING,
-                    )
-                )
-        except IntegrityError:
-            pass  # another sender inserted it first; the update below decides
+    # A no-op when the row exists (an earlier try, or another sender first): the
+    # update below decides who sends.
+    await session.execute(
+        insert_unless_exists(session, OutboxMessage).values(
+            key=key,
+            to=to,
+            template=template,
+            message_id=message_id_for(key),
+            status=OutboxStatus.PENDING,
+        )
+    )
     now = utcnow()
     job_id = current_job_id.get()
     # Arq runs a job again only once its previous attempt is gone, so a row claimed
