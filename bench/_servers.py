@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 from aiosmtpd.controller import Controller
 
+from bench.common import stop
 from docdigest.devserver.redis import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,15 +31,6 @@ def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pop
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-
-
-def stop(process: subprocess.Popen[bytes], timeout_s: float = 15) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @contextmanager

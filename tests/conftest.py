@@ -21,12 +21,14 @@ from typing import Any
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
+from arq.connections import ArqRedis
 from arq.worker import Worker
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from docdigest.core.db import Base, create_engine, create_sessionmaker
+from docdigest.core.queue import connect_queue
 from docdigest.devserver.redis import find_redis_server, free_port, start_redis
 from docdigest.main import create_app
 from docdigest.settings import Settings
@@ -192,6 +194,17 @@ async def db(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSessio
     engine = create_engine(settings.database_url)
     yield create_sessionmaker(engine, settings=settings)
     await engine.dispose()
+
+
+@pytest.fixture
+async def queue(settings: Settings) -> AsyncIterator[ArqRedis]:
+    """The Arq pool on the test's own queue; the queue's keys are removed afterwards."""
+    pool = await connect_queue(settings)
+    yield pool
+    keys = await pool.keys(settings.queue_name + "*")
+    if keys:
+        await pool.delete(*keys)
+    await pool.aclose()
 
 
 RunWorker = Callable[..., Awaitable[Worker]]

@@ -11,10 +11,8 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-from arq.connections import ArqRedis
 
 from docdigest.core.db import Base, create_engine
-from docdigest.core.queue import connect_queue
 from docdigest.devserver.redis import free_port
 from docdigest.settings import Settings
 from tests.conftest import SmtpCatcher
@@ -37,16 +35,6 @@ async def database_url(tmp_path: Path) -> AsyncIterator[str]:
         await conn.run_sync(Base.metadata.create_all)
     await engine.dispose()
     yield url
-
-
-@pytest.fixture
-async def queue(settings: Settings) -> AsyncIterator[ArqRedis]:
-    pool = await connect_queue(settings)
-    yield pool
-    keys = await pool.keys(settings.queue_name + "*")
-    if keys:
-        await pool.delete(*keys)
-    await pool.aclose()
 
 
 class SmtpSwitch:

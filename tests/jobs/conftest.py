@@ -3,27 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import pytest
-from arq.connections import ArqRedis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from docdigest.core.queue import connect_queue
 from docdigest.jobs.models import JobAttempt, JobRun
-from docdigest.settings import Settings
-
-
-@pytest.fixture
-async def queue(settings: Settings) -> AsyncIterator[ArqRedis]:
-    pool = await connect_queue(settings)
-    yield pool
-    keys = await pool.keys(settings.queue_name + "*")
-    if keys:
-        await pool.delete(*keys)
-    await pool.aclose()
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], *, within_s: float = 15) -> Any:

@@ -24,14 +24,7 @@ class CapturedMailOut(BaseModel):
 
     @classmethod
     def of(cls, mail: CapturedMail) -> CapturedMailOut:
-        return cls(
-            id=mail.id,
-            to=mail.to,
-            subject=mail.subject,
-            text=mail.text,
-            html=mail.html,
-            received_at=mail.received_at,
-        )
+        return cls.model_validate(mail, from_attributes=True)
 
 
 def _mailbox(request: Request) -> DevMailbox:
