@@ -77,9 +77,7 @@ class Ended:
     error_traceback: str | None = None
 
 
-# Applies only while the row is still on this attempt: a requeue, or the next
-# attempt's start, has changed started_at, and a late write must not undo it.
-# An operator's cancel stands too; the attempt row still tells what really happened.
+# What an attempt's end writes to its job row (_END and _RAN below).
 _ENDED_VALUES: dict[str, Any] = {
     "status": bindparam("b_status"),
     "attempts": bindparam("b_attempt"),
@@ -91,6 +89,10 @@ _ENDED_VALUES: dict[str, Any] = {
     "error_message": bindparam("b_error_message"),
     "error_traceback": bindparam("b_error_traceback"),
 }
+
+# Applies only while the row is still on this attempt: a requeue, or the next
+# attempt's start, has changed started_at, and a late write must not undo it.
+# An operator's cancel stands too; the attempt row still tells what really happened.
 _END = (
     update(JobRun)
     .where(
