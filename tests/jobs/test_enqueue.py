@@ -58,3 +58,24 @@ async def test_rolled_back_job_is_never_queued(
     async with db() as session:
         assert (await session.scalars(select(JobRun))).all() == []
     await queue.aclose()
+
+
+async def test_the_returned_run_is_the_session_s_own_row(
+    settings: Settings, db: async_sessionmaker[AsyncSession]
+) -> None:
+    """The row is inserted at once (one statement, no flush), and the instance behaves
+    like any loaded one: the session knows it, and a change to it is saved on commit."""
+    async with db() as session:
+        run = await enqueue(session, record_number, n=8)
+        assert await session.get(JobRun, run.id) is run
+        again = await enqueue(session, record_number, key="number:8", n=8)
+        assert await enqueue(session, record_number, key="number:8", n=8) is again
+        run.max_tries = 9
+        await commit(session)
+
+    async with db() as session:
+        stored = await session.get(JobRun, run.id)
+        assert stored is not None
+        assert (stored.max_tries, stored.args, stored.status) == (9, {"n": 8}, JobStatus.QUEUED)
+        keyed = (await session.scalars(select(JobRun).where(JobRun.key == "number:8"))).all()
+        assert [k.id for k in keyed] == [again.id]

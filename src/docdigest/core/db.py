@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, Executable, MetaData, Table, event
 from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
@@ -18,8 +19,10 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, make_transient_to_detached
 from sqlalchemy.types import TypeDecorator
+
+from docdigest.core.sqlite import lean_url
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -59,7 +62,7 @@ def utcnow() -> datetime:
 
 def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
     if database_url.startswith("sqlite"):
-        engine = create_async_engine(database_url, connect_args={"timeout": 30})
+        engine = create_async_engine(lean_url(database_url), connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
     return create_async_engine(
@@ -85,6 +88,40 @@ def insert_unless_exists(session: AsyncSession, model: type[Base]) -> PgInsert |
     if session.get_bind().dialect.name == "sqlite":
         return sqlite_insert(model).on_conflict_do_nothing()
     return pg_insert(model).on_conflict_do_nothing()
+
+
+_T = TypeVar("_T", bound=Base)
+
+
+@functools.cache
+def _insert_returning(dialect: str, table: Table) -> Executable:
+    # Built once per table: SQLAlchemy keeps a statement's cache key on the statement
+    # object, so a shared one skips recomputing it (and the values come as parameters).
+    insert = sqlite_insert if dialect == "sqlite" else pg_insert
+    return insert(table).on_conflict_do_nothing().returning(*table.c)
+
+
+async def add_unless_exists(
+    session: AsyncSession, model: type[_T], row: dict[str, Any]
+) -> _T | None:
+    """INSERT … ON CONFLICT DO NOTHING of `row` now, returned as a persistent instance
+    in `session` (None when a unique key already holds such a row).
+
+    One Core statement, returning every column: no unit-of-work flush at commit and
+    no ORM bookkeeping for the insert, which on the upload path cost more than the
+    statement itself. Later changes to the instance are flushed as usual.
+    """
+    statement = _insert_returning(session.get_bind().dialect.name, model.__table__)
+    returned = (await session.execute(statement, row)).first()
+    if returned is None:
+        return None
+    mapper = model.__mapper__
+    instance = model(
+        **{attr.key: returned._mapping[attr.columns[0]] for attr in mapper.column_attrs}
+    )
+    make_transient_to_detached(instance)
+    session.add(instance)
+    return instance
 
 
 def create_sessionmaker(engine: AsyncEngine, **info: Any) -> async_sessionmaker[AsyncSession]:

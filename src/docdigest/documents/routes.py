@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from docdigest.core.db import SessionDep
 from docdigest.core.errors import AppError, Forbidden, NotFound, Unauthorized, Unprocessable
-from docdigest.documents import service
+from docdigest.documents import service, sniff
 from docdigest.documents.downloads import bytes_chunks, file_response
 from docdigest.documents.schemas import (
     DocumentDetail,
@@ -32,13 +32,15 @@ from docdigest.users.sessions import user_for_token
 router = APIRouter(prefix="/api/documents", tags=["documents"])
 
 
-def get_settings(request: Request) -> Settings:
+# Dependencies are `async def` even when they never await: FastAPI runs a plain
+# `def` dependency in a worker thread, one hand-off per dependency per request.
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_storage(request: Request) -> Storage:
-    return Storage.from_settings(get_settings(request))
+async def get_storage(request: Request) -> Storage:
+    return Storage.from_settings(await get_settings(request))
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -81,7 +83,9 @@ async def upload(
     settings: SettingsDep,
     storage: StorageDep,
 ) -> Response:
-    form = await receive_files(request, settings.upload_tmp_dir, settings.max_upload_bytes)
+    form = await receive_files(
+        request, settings.upload_tmp_dir, settings.max_upload_bytes, inspect=sniff.sniff
+    )
     try:
         if not is_bearer(request) and CSRF_HEADER.lower() not in request.headers:
             _check_csrf(request, form.fields.get(CSRF_FIELD))

@@ -9,10 +9,9 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import raiseload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from docdigest.core.db import insert_unless_exists, utcnow
+from docdigest.core.db import add_unless_exists, utcnow
 from docdigest.core.errors import Conflict, NotFound, Unprocessable, UnsupportedMediaType
 from docdigest.documents import sniff
 from docdigest.documents.jobs import delete_document as delete_document_job
@@ -46,34 +45,32 @@ async def accept_upload(
             raise file.error
         if file.size == 0:
             raise Unprocessable(f"'{file.filename}' is empty")
-        existing = await _find_by_hash(session, user_id, file.sha256)
-        if existing is not None:
-            return Accepted(existing, duplicate=True)
-        content_type = await asyncio.to_thread(sniff.sniff, file.path)
+        # Usually sniffed already, in the thread that wrote the file's last bytes.
+        content_type = file.content_type or await asyncio.to_thread(sniff.sniff, file.path)
         if content_type not in sniff.ALLOWED:
             raise UnsupportedMediaType(
                 f"'{file.filename}' is {content_type}; allowed: {sniff.ALLOWED_NAMES}",
                 detected=content_type,
                 allowed=sorted(sniff.ALLOWED),
             )
-        document = await session.scalar(
-            insert_unless_exists(session, Document)
-            .values(
-                user_id=user_id,
-                filename=file.filename,
-                content_type=content_type,
-                size=file.size,
-                sha256=file.sha256,
-                storage_key=new_key("originals"),
-                status=DocumentStatus.QUEUED,
-                generation=0,
-                created_at=utcnow(),
-            )
-            .returning(Document)
-            .options(raiseload(Document.steps))  # a new document has no steps to load yet
+        document = await add_unless_exists(
+            session,
+            Document,
+            {
+                "user_id": user_id,
+                "filename": file.filename,
+                "content_type": content_type,
+                "size": file.size,
+                "sha256": file.sha256,
+                "storage_key": new_key("originals"),
+                "status": DocumentStatus.QUEUED,
+                "generation": 0,
+                "created_at": utcnow(),
+            },
         )
         if document is None:
-            # The same bytes arrived in a concurrent request and won the race.
+            # The user uploaded these bytes before (or a concurrent request just did):
+            # the unique (user, sha256) key turned the insert into a no-op.
             existing = await _find_by_hash(session, user_id, file.sha256)
             if existing is None:
                 raise Conflict("the same file is being uploaded right now; try again")

@@ -14,9 +14,10 @@ import hashlib
 import re
 import unicodedata
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import unquote
 
 from fastapi import Request
@@ -36,6 +37,8 @@ MAX_NAME_CHARS = 255
 # Bidirectional overrides and isolates can make "gpj.exe" display as "exe.jpg".
 _BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _EXTENDED_NAME = re.compile(r"filename\*\s*=\s*([\w-]*)'[^']*'([^;\s]+)", re.I)
+
+Inspect = Callable[[Path], str]
 
 
 def display_name(raw: str | None) -> str:
@@ -66,6 +69,7 @@ class ReceivedFile:
     path: Path
     size: int = 0
     sha256: str = ""
+    content_type: str | None = None  # what `inspect` found, when one was given
     error: AppError | None = None
 
 
@@ -79,8 +83,14 @@ class ReceivedForm:
             received.path.unlink(missing_ok=True)
 
 
-async def receive_files(request: Request, tmp_dir: Path, max_file_bytes: int) -> ReceivedForm:
-    """Stream a multipart body into temporary files under `tmp_dir`."""
+async def receive_files(
+    request: Request, tmp_dir: Path, max_file_bytes: int, inspect: Inspect | None = None
+) -> ReceivedForm:
+    """Stream a multipart body into temporary files under `tmp_dir`.
+
+    `inspect` (a type sniffer, say) runs on each complete file in the thread that
+    wrote its last bytes; its answer is the file's `content_type`.
+    """
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
@@ -89,7 +99,7 @@ async def receive_files(request: Request, tmp_dir: Path, max_file_bytes: int) ->
     max_request = max_file_bytes * MAX_FILES + 1024 * 1024
     if length and length.isdigit() and int(length) > max_request:
         raise PayloadTooLarge(_too_large(max_file_bytes), limit_bytes=max_file_bytes)
-    receiver = _Receiver(tmp_dir, max_file_bytes)
+    receiver = _Receiver(tmp_dir, max_file_bytes, inspect)
     parser = MultipartParser(boundary, cast("MultipartCallbacks", receiver.callbacks()))
     received = 0
     try:
@@ -118,53 +128,68 @@ class _Sink:
     """One file being received: bytes gather in a buffer, and each full buffer is hashed
     and written in a thread while the event loop goes on receiving and parsing the next.
 
-    At most one write is in flight, so a file holds two buffers of memory at most.
+    At most one write is in flight, so a file holds two buffers of memory at most. The
+    file is created by the first write, in the thread, and the last write also closes
+    it and runs `inspect` on it: a file that fits in one buffer costs one hand-off.
     """
 
-    def __init__(self, received: ReceivedFile) -> None:
+    def __init__(self, received: ReceivedFile, inspect: Inspect | None) -> None:
         self.received = received
-        self.handle = received.path.open("wb")
+        self.inspect = inspect
+        self.handle: BinaryIO | None = None
         self.hash = hashlib.sha256()
         self.buffer = bytearray()
         self.writing: asyncio.Future[None] | None = None
         self.ended = False
 
-    def _write(self, data: bytearray) -> None:
+    def _write(self, data: bytearray, last: bool) -> None:
+        if self.handle is None:
+            self.handle = self.received.path.open("wb")
         self.hash.update(data)
         self.handle.write(data)
+        if last:
+            self.handle.close()
+            self.received.sha256 = self.hash.hexdigest()
+            if self.inspect is not None:
+                self.received.content_type = self.inspect(self.received.path)
 
     async def flush(self) -> None:
         if self.writing is not None:
             await self.writing
             self.writing = None
         if self.received.error is not None:
-            self.handle.close()
+            self.close_handle()
             self.received.path.unlink(missing_ok=True)
             return
-        if self.buffer:
+        if self.buffer or self.ended:
             data, self.buffer = self.buffer, bytearray()
-            self.writing = asyncio.get_running_loop().run_in_executor(None, self._write, data)
-        if self.ended:
-            if self.writing is not None:
-                await self.writing
-                self.writing = None
+            writing = asyncio.get_running_loop().run_in_executor(
+                None, self._write, data, self.ended
+            )
+            if self.ended:
+                await writing
+            else:
+                self.writing = writing
+
+    def close_handle(self) -> None:
+        if self.handle is not None:
             self.handle.close()
-            self.received.sha256 = self.hash.hexdigest()
 
     async def close(self) -> None:
         if self.writing is not None:
             with contextlib.suppress(Exception):
                 await self.writing
-        self.handle.close()
+        self.close_handle()
 
 
 class _Receiver:
     """python-multipart callbacks that route each part to a temp file or a small field."""
 
-    def __init__(self, tmp_dir: Path, max_file_bytes: int) -> None:
+    def __init__(self, tmp_dir: Path, max_file_bytes: int, inspect: Inspect | None) -> None:
         tmp_dir.mkdir(parents=True, exist_ok=True)
         self.tmp_dir = tmp_dir
         self.max_file_bytes = max_file_bytes
+        self.inspect = inspect
         self.form = ReceivedForm()
         self.abort: AppError | None = None
         self._headers: dict[str, bytes] = {}
@@ -229,7 +254,7 @@ class _Receiver:
         path = self.tmp_dir / f"upload-{uuid.uuid4().hex}.part"
         self._file = ReceivedFile(field=name, filename=display_name(raw_name), path=path)
         self.form.files.append(self._file)
-        self._sink = _Sink(self._file)
+        self._sink = _Sink(self._file, self.inspect)
         self._sinks.append(self._sink)
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:

@@ -13,10 +13,9 @@ from arq.constants import job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
 from arq.utils import timestamp_ms, to_unix_ms
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from docdigest.core.db import after_commit, utcnow
+from docdigest.core.db import add_unless_exists, after_commit, utcnow
 from docdigest.jobs.context import current_job_id, request_id
 from docdigest.jobs.models import JobRun, JobStatus
 from docdigest.jobs.wakeup import WAKE_TOKENS_MAX, wake_key
@@ -45,40 +44,34 @@ async def enqueue(
     """
     if defer_by is not None and defer_until is not None:
         raise ValueError("use defer_by or defer_until, not both")
-    if key is not None:
-        existing = await session.scalar(select(JobRun).where(JobRun.key == key))
-        if existing is not None:
-            return existing
-
     now = utcnow()
     scheduled_at = defer_until or (now + defer_by if defer_by else None)
-    run = JobRun(
-        id=uuid.uuid4().hex,
-        function=spec.name,
-        args=kwargs,
-        status=JobStatus.DEFERRED if scheduled_at else JobStatus.QUEUED,
-        attempts=0,
-        series=1,
-        max_tries=spec.policy(settings_of(session)).max_tries,
-        key=key,
-        subject=spec.subject_for(kwargs),
-        request_id=request_id.get(),
-        parent_id=current_job_id.get(),
-        enqueued_at=now,
-        scheduled_at=scheduled_at,
+    run = await add_unless_exists(
+        session,
+        JobRun,
+        {
+            "id": uuid.uuid4().hex,
+            "function": spec.name,
+            "args": kwargs,
+            "status": JobStatus.DEFERRED if scheduled_at else JobStatus.QUEUED,
+            "attempts": 0,
+            "series": 1,
+            "max_tries": spec.policy(settings_of(session)).max_tries,
+            "key": key,
+            "subject": spec.subject_for(kwargs),
+            "request_id": request_id.get(),
+            "parent_id": current_job_id.get(),
+            "enqueued_at": now,
+            "scheduled_at": scheduled_at,
+        },
     )
-    if key is None:
-        session.add(run)
-    else:
-        try:
-            async with session.begin_nested():
-                session.add(run)
-        except IntegrityError:
-            # Another transaction took the key between our check and our insert.
-            existing = await session.scalar(select(JobRun).where(JobRun.key == key))
-            if existing is None:
-                raise
-            return existing
+    if run is None:
+        # The key is taken (by an earlier enqueue, or a concurrent one that committed):
+        # that job stands, and nothing new is queued.
+        existing = await session.scalar(select(JobRun).where(JobRun.key == key))
+        if existing is None:
+            raise RuntimeError(f"job key {key!r} is taken, yet no job holds it")
+        return existing
 
     queue: ArqRedis | None = session.info.get("queue")
     if queue is not None:

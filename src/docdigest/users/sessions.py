@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from docdigest.core.db import utcnow
@@ -50,25 +50,32 @@ async def close_all_sessions(
     await session.execute(statement)
 
 
+# Built once: they run on every authenticated request, and a statement object keeps
+# its SQLAlchemy cache key, so only the parameters change from one request to the next.
+_ACCESS_TOKEN = select(AccessToken).where(AccessToken.token_hash == bindparam("token_hash"))
+# One query for session and user. An expired row goes at this user's next login
+# (see open_session).
+_SESSION_USER = (
+    select(User)
+    .join(LoginSession, LoginSession.user_id == User.id)
+    .where(
+        LoginSession.token_hash == bindparam("token_hash"),
+        LoginSession.expires_at > bindparam("now"),
+    )
+)
+
+
 async def user_for_token(session: AsyncSession, token: str) -> User | None:
     """The user a session token or personal access token belongs to, if it is still valid."""
     now = utcnow()
     if token.startswith(PAT_PREFIX):
-        pat = await session.scalar(
-            select(AccessToken).where(AccessToken.token_hash == hash_token(token))
-        )
+        pat = await session.scalar(_ACCESS_TOKEN, {"token_hash": hash_token(token)})
         if pat is None:
             return None
         if pat.last_used_at is None or now - pat.last_used_at > timedelta(minutes=5):
             pat.last_used_at = now
         return await session.get(User, pat.user_id)
-    # One query for session and user: it runs on every authenticated request.
-    # An expired row goes at this user's next login (see open_session).
-    return await session.scalar(
-        select(User)
-        .join(LoginSession, LoginSession.user_id == User.id)
-        .where(LoginSession.token_hash == hash_token(token), LoginSession.expires_at > now)
-    )
+    return await session.scalar(_SESSION_USER, {"token_hash": hash_token(token), "now": now})
 
 
 async def create_access_token(

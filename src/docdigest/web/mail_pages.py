@@ -21,7 +21,7 @@ router = APIRouter(prefix="/mail", include_in_schema=False)
 SHOWN = 100
 
 
-def mailbox(request: Request) -> DevMailbox:
+async def mailbox(request: Request) -> DevMailbox:
     settings: Settings = request.app.state.settings
     if settings.dev_mail_dir is None:
         raise NotFound("The mail page exists only while mail goes to the local catcher.")

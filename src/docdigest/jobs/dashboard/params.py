@@ -23,7 +23,7 @@ def _time(value: str | None, name: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def filter_params(
+async def filter_params(
     status: str | None = None,
     function: str | None = None,
     subject: Annotated[str | None, Query(description="e.g. document:42")] = None,
