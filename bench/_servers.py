@@ -27,7 +27,13 @@ def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pop
         return subprocess.Popen(
             command,
             cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **env},
+            # This checkout's code, whatever else is installed in the environment.
+            env={
+                **os.environ,
+                "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}",
+                "PYTHONUNBUFFERED": "1",
+                **env,
+            },
             stdout=out,
             stderr=subprocess.STDOUT,
         )
