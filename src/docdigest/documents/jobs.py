@@ -13,6 +13,7 @@ visible while the slow part runs.
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.orm import raiseload
 
 from docdigest.core.db import commit, rollback
 from docdigest.documents import pipeline
@@ -28,7 +29,7 @@ from docdigest.users.models import User
 
 @job(timeout_s=30, subject="document:{document_id}")
 async def process_document(jc: JobContext, document_id: int) -> None:
-    document = await jc.session.get(Document, document_id)
+    document = await _document(jc, document_id)
     if document is None or document.status != DocumentStatus.QUEUED:
         return
     await enqueue(
@@ -41,7 +42,7 @@ async def process_document(jc: JobContext, document_id: int) -> None:
 
 @job(timeout_s=120, subject="document:{document_id}")
 async def extract_text(jc: JobContext, document_id: int) -> None:
-    document = await jc.session.get(Document, document_id)
+    document = await _document(jc, document_id)
     if document is None or document.status not in (
         DocumentStatus.QUEUED,
         DocumentStatus.EXTRACTING,
@@ -74,7 +75,7 @@ async def extract_text(jc: JobContext, document_id: int) -> None:
 
 @job(timeout_s=120, subject="document:{document_id}")
 async def summarize_document(jc: JobContext, document_id: int) -> None:
-    document = await jc.session.get(Document, document_id)
+    document = await _document(jc, document_id)
     if document is None or document.status != DocumentStatus.SUMMARIZING:
         return
     step = pipeline.begin_step(
@@ -94,7 +95,7 @@ async def summarize_document(jc: JobContext, document_id: int) -> None:
 
 @job(timeout_s=60, subject="document:{document_id}")
 async def email_user(jc: JobContext, user_id: int, document_id: int) -> None:
-    document = await jc.session.get(Document, document_id)
+    document = await _document(jc, document_id)
     user = await jc.session.get(User, user_id)
     if document is None or user is None or document.status != DocumentStatus.READY:
         return
@@ -140,6 +141,11 @@ async def delete_document(jc: JobContext, document_id: int) -> None:
     document = await jc.session.get(Document, document_id)
     if document is not None:
         await remove_document(jc.session, jc.resource(Storage), document)
+
+
+async def _document(jc: JobContext, document_id: int) -> Document | None:
+    # Without its steps: no step reads them, and loading them is one more query a job.
+    return await jc.session.get(Document, document_id, options=[raiseload(Document.steps)])
 
 
 async def _record_error(
