@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from docdigest.core.db import Base, create_engine
+from docdigest.core.db import create_tables
 from docdigest.devserver.redis import free_port, start_redis
 from docdigest.settings import Settings
 
@@ -51,9 +51,13 @@ def report(
     print(json.dumps(line, default=str), flush=True)
 
 
-def arguments(description: str) -> argparse.Namespace:
+def arguments(description: str, *child_options: str) -> argparse.Namespace:
+    """`--full`, plus the hidden options (strings, "" when absent) with which a bench
+    starts itself again as a child process (a worker, one variant)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--full", action="store_true", help="real numbers (slower)")
+    for name in child_options:
+        parser.add_argument(f"--{name}", default="", help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
@@ -87,10 +91,7 @@ async def database(kind: str, workdir: Path) -> AsyncIterator[str]:
     """A fresh database with every table: a SQLite file, or a private PostgreSQL database."""
     if kind == "sqlite":
         url = f"sqlite+aiosqlite:///{workdir / f'bench-{uuid.uuid4().hex[:8]}.db'}"
-        engine = create_engine(url)
-        async with engine.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
-        await engine.dispose()
+        await create_tables(url)
         yield url
         return
     admin_url = postgres_admin_url()
@@ -100,10 +101,7 @@ async def database(kind: str, workdir: Path) -> AsyncIterator[str]:
     async with admin.connect() as conn:
         await conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = admin_url.rsplit("/", 1)[0] + f"/{name}"
-    engine = create_async_engine(url)
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    await engine.dispose()
+    await create_tables(url)
     try:
         yield url
     finally:

@@ -26,7 +26,14 @@ from arq.connections import RedisSettings, create_pool
 from arq.worker import Worker
 from sqlalchemy import func, select
 
-from bench.common import database, postgres_admin_url, private_redis, quiet_logging, report
+from bench.common import (
+    arguments,
+    database,
+    postgres_admin_url,
+    private_redis,
+    quiet_logging,
+    report,
+)
 from bench.common import run as run_main
 from docdigest.core.db import commit, create_engine, create_sessionmaker
 from docdigest.core.queue import connect_queue
@@ -139,7 +146,7 @@ async def child(args: argparse.Namespace) -> None:
 
     # A first small drain warms imports, connections and caches for every variant alike.
     await drain(50)
-    print(json.dumps(await drain(args.jobs)))
+    print(json.dumps(await drain(int(args.jobs))))
 
 
 def measure(variant: str, redis_url: str, jobs: int, database_url: str = "") -> dict[str, float]:
@@ -200,13 +207,7 @@ class _databases:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--full", action="store_true", help="real numbers (slower)")
-    parser.add_argument("--variant", help=argparse.SUPPRESS)
-    parser.add_argument("--redis", help=argparse.SUPPRESS)
-    parser.add_argument("--database", default="", help=argparse.SUPPRESS)
-    parser.add_argument("--jobs", type=int, default=0, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = arguments(__doc__ or "", "variant", "redis", "database", "jobs")
     run_main(child(args) if args.variant else parent(args.full))
 
 

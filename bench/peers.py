@@ -11,7 +11,6 @@ reported as skipped.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import random
@@ -28,7 +27,15 @@ from typing import Any
 import redis as sync_redis
 import redis.asyncio as aioredis
 
-from bench.common import bench_settings, database, percentile_ms, private_redis, quiet_child, report
+from bench.common import (
+    arguments,
+    bench_settings,
+    database,
+    percentile_ms,
+    private_redis,
+    quiet_child,
+    report,
+)
 from bench.common import run as run_main
 from docdigest.core.db import commit, create_engine, create_sessionmaker
 from docdigest.core.queue import connect_queue
@@ -279,13 +286,7 @@ async def measure(full: bool) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--full", action="store_true", help="real numbers (slower)")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--redis", help=argparse.SUPPRESS)
-    parser.add_argument("--database", default="", help=argparse.SUPPRESS)
-    parser.add_argument("--queue", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = arguments(__doc__ or "", "worker", "redis", "database", "queue")
     if args.worker == "docdigest":
         dd_worker(args.redis, args.database, args.queue)
     elif args.worker == "saq":

@@ -28,6 +28,7 @@ from arq.connections import RedisSettings, create_pool
 from arq.worker import Worker
 
 from bench.common import (
+    arguments,
     bench_settings,
     database,
     percentile_ms,
@@ -205,13 +206,7 @@ async def measure(full: bool) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--full", action="store_true", help="real numbers (slower)")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--redis", help=argparse.SUPPRESS)
-    parser.add_argument("--database", default="", help=argparse.SUPPRESS)
-    parser.add_argument("--queue", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = arguments(__doc__ or "", "worker", "redis", "database", "queue")
     if args.worker:
         run_worker(args)
     else:

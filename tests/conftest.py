@@ -27,7 +27,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from docdigest.core.db import Base, create_engine, create_sessionmaker
+from docdigest.core.db import Base, create_engine, create_sessionmaker, create_tables
 from docdigest.core.queue import connect_queue
 from docdigest.devserver.redis import find_redis_server, free_port, start_redis
 from docdigest.main import create_app
@@ -81,15 +81,9 @@ def postgres_url() -> Iterator[str]:
             await conn.execute(text(statement))
         await engine.dispose()
 
-    async def create_schema(url: str) -> None:
-        engine = create_async_engine(url)
-        async with engine.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
-        await engine.dispose()
-
     _run_in_thread(admin(f'CREATE DATABASE "{name}"'))
     url = admin_url.rsplit("/", 1)[0] + f"/{name}"
-    _run_in_thread(create_schema(url))
+    _run_in_thread(create_tables(url))
     yield url
     _run_in_thread(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
@@ -105,10 +99,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     """Each test runs once on SQLite and once on PostgreSQL (when configured)."""
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
-        engine = create_engine(url)
-        async with engine.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
-        await engine.dispose()
+        await create_tables(url)
         yield url
         return
     url = request.getfixturevalue("postgres_url")
@@ -210,18 +201,23 @@ async def queue(settings: Settings) -> AsyncIterator[ArqRedis]:
 RunWorker = Callable[..., Awaitable[Worker]]
 
 
+async def run_burst(settings: Settings, **overrides: Any) -> Worker:
+    """A real Arq worker in burst mode, run until the queue (deferred jobs included) is empty."""
+    options: dict[str, Any] = {"burst": True, "handle_signals": False, "poll_delay": 0.02}
+    worker = create_worker(settings, **(options | overrides))
+    try:
+        await worker.main()
+    finally:
+        await worker.close()
+    return worker
+
+
 @pytest.fixture
 def run_worker(settings: Settings) -> RunWorker:
-    """Run a real Arq worker in burst mode until the queue (deferred jobs included) is empty."""
+    """`run_burst` with the test's settings; keyword arguments override worker options."""
 
     async def run(**overrides: Any) -> Worker:
-        options: dict[str, Any] = {"burst": True, "handle_signals": False, "poll_delay": 0.02}
-        worker = create_worker(settings, **(options | overrides))
-        try:
-            await worker.main()
-        finally:
-            await worker.close()
-        return worker
+        return await run_burst(settings, **overrides)
 
     return run
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from docdigest.core.db import Base, create_engine
+from docdigest.core.db import create_tables
 from docdigest.devserver.redis import free_port
 from docdigest.settings import Settings
 from tests.conftest import SmtpCatcher
@@ -30,10 +30,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 async def database_url(tmp_path: Path) -> AsyncIterator[str]:
     """SQLite only: these tests are about processes and Redis, and each takes seconds."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'chaos.db'}"
-    engine = create_engine(url)
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    await engine.dispose()
+    await create_tables(url)
     yield url
 
 

@@ -17,7 +17,7 @@ from docdigest.documents.models import Document
 from docdigest.settings import Settings
 from docdigest.users.models import User
 from docdigest.users.sessions import open_session
-from docdigest.worker import create_worker
+from tests.conftest import run_burst
 
 
 @dataclass
@@ -80,16 +80,6 @@ def run_worker_with(settings: Settings) -> RunWorkerWith:
     """A burst worker like `run_worker`, with some settings changed (limits, summarizer)."""
 
     async def run(**changes: Any) -> Worker:
-        worker = create_worker(
-            settings.model_copy(update=changes),
-            burst=True,
-            handle_signals=False,
-            poll_delay=0.02,
-        )
-        try:
-            await worker.main()
-        finally:
-            await worker.close()
-        return worker
+        return await run_burst(settings.model_copy(update=changes))
 
     return run

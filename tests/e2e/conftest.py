@@ -21,7 +21,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from pydantic import SecretStr
 
-from docdigest.core.db import Base, create_engine
+from docdigest.core.db import create_tables
 from docdigest.devserver.redis import free_port
 from docdigest.settings import Settings
 
@@ -44,10 +44,7 @@ DESKTOP = {"width": 1280, "height": 860}
 async def database_url(tmp_path: Path) -> AsyncIterator[str]:
     """The browser tests run on SQLite only: the pages do not depend on the engine."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'e2e.db'}"
-    engine = create_engine(url)
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    await engine.dispose()
+    await create_tables(url)
     yield url
 
 

@@ -81,13 +81,30 @@ def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+async def create_tables(database_url: str) -> None:
+    """Every table, straight from the models, in an empty database: for tests and
+    benchmarks. A deployment's schema comes from the migrations (`docdigest migrate`)."""
+    # Late: docdigest.models imports this module. It puts every table on Base.metadata.
+    import docdigest.models  # noqa: F401
+
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+    finally:
+        await engine.dispose()
+
+
 def insert_unless_exists(session: AsyncSession, model: type[Base]) -> PgInsert | SqliteInsert:
     """INSERT … ON CONFLICT DO NOTHING on the session's database: a row a unique
     constraint already holds makes the insert a no-op (no row returned) instead of
     failing the transaction, so no SAVEPOINT and RELEASE are needed around it."""
-    if session.get_bind().dialect.name == "sqlite":
-        return sqlite_insert(model).on_conflict_do_nothing()
-    return pg_insert(model).on_conflict_do_nothing()
+    return _ignoring_duplicates(session.get_bind().dialect.name, model)
+
+
+def _ignoring_duplicates(dialect: str, target: type[Base] | Table) -> PgInsert | SqliteInsert:
+    insert = sqlite_insert if dialect == "sqlite" else pg_insert
+    return insert(target).on_conflict_do_nothing()
 
 
 _T = TypeVar("_T", bound=Base)
@@ -97,8 +114,7 @@ _T = TypeVar("_T", bound=Base)
 def _insert_returning(dialect: str, table: Table) -> Executable:
     # Built once per table: SQLAlchemy keeps a statement's cache key on the statement
     # object, so a shared one skips recomputing it (and the values come as parameters).
-    insert = sqlite_insert if dialect == "sqlite" else pg_insert
-    return insert(table).on_conflict_do_nothing().returning(*table.c)
+    return _ignoring_duplicates(dialect, table).returning(*table.c)
 
 
 async def add_unless_exists(
