@@ -26,6 +26,10 @@ from collections import Counter
 from typing import Any
 
 BOUNDARY = "benchboundary7d3f"
+# uvicorn closes a keep-alive connection after 5 s idle; a request written to one at that
+# moment dies with the connection (IncompleteReadError), so, like any HTTP client's pool,
+# the open loop does not reuse a connection idle for longer than this.
+IDLE_KEEP_S = 4.0
 
 
 SENTENCES = (
@@ -187,14 +191,23 @@ async def open_loop(plan: dict[str, Any]) -> dict[str, Any]:
     rate, count, deadline_s = float(plan["rate"]), int(plan["count"]), float(plan["max_s"])
     max_connections = int(plan.get("max_connections", 256))
     results = Results()
-    idle: list[Connection] = []
+    idle: list[tuple[Connection, float]] = []
     opened = 0
     tasks: set[asyncio.Task[None]] = set()
+
+    def reusable() -> Connection | None:
+        """The most recently used idle connection the server has not timed out yet."""
+        while idle:
+            connection, used = idle.pop()
+            if time.perf_counter() - used < IDLE_KEEP_S:
+                return connection
+            connection.close()
+        return None
 
     async def one(n: int, scheduled: float) -> None:
         nonlocal opened
         request = requests.build(n)
-        connection = idle.pop() if idle else None
+        connection = reusable()
         try:
             if connection is None:
                 opened += 1
@@ -207,7 +220,7 @@ async def open_loop(plan: dict[str, Any]) -> dict[str, Any]:
             return
         results.latencies.append(time.perf_counter() - scheduled)
         results.statuses[str(status)] += 1
-        idle.append(connection)
+        idle.append((connection, time.perf_counter()))
 
     started = time.perf_counter()
     for n in range(count):
@@ -226,7 +239,7 @@ async def open_loop(plan: dict[str, Any]) -> dict[str, Any]:
     if tasks:
         await asyncio.wait(tasks, timeout=30)
     elapsed = time.perf_counter() - started
-    for connection in idle:
+    for connection, _ in idle:
         connection.close()
     summary = results.summary(elapsed)
     summary["offered_rps"] = rate

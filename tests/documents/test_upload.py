@@ -50,7 +50,11 @@ async def test_upload_is_queued_with_sniffed_type_size_and_hash(
 
 
 async def test_same_bytes_again_returns_the_existing_document(
-    alice: Account, bob: Account, upload: Upload, db: async_sessionmaker[AsyncSession]
+    alice: Account,
+    bob: Account,
+    upload: Upload,
+    db: async_sessionmaker[AsyncSession],
+    settings: Settings,
 ) -> None:
     first = (await upload(alice, "a.txt", files.text_bytes())).json()
     again = await upload(alice, "renamed.txt", files.text_bytes())
@@ -63,6 +67,9 @@ async def test_same_bytes_again_returns_the_existing_document(
     assert other_user.status_code == 202
     async with db() as session:
         assert len((await session.scalars(select(Document))).all()) == 2
+    # The repeat's bytes were not kept: one stored file per document.
+    assert len(stored_files(settings)) == 2
+    assert partial_uploads(settings) == []
 
 
 async def test_empty_file_is_422(alice: Account, upload: Upload, settings: Settings) -> None:

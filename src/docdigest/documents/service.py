@@ -53,6 +53,10 @@ async def accept_upload(
                 detected=content_type,
                 allowed=sorted(sniff.ALLOWED),
             )
+        # Stored before the row is written: on SQLite the insert takes the database's
+        # write lock until commit, and other uploads should not wait on a file move.
+        key = new_key("originals")
+        await storage.save(key, file.path)
         document = await add_unless_exists(
             session,
             Document,
@@ -62,7 +66,7 @@ async def accept_upload(
                 "content_type": content_type,
                 "size": file.size,
                 "sha256": file.sha256,
-                "storage_key": new_key("originals"),
+                "storage_key": key,
                 "status": DocumentStatus.QUEUED,
                 "generation": 0,
                 "created_at": utcnow(),
@@ -71,12 +75,12 @@ async def accept_upload(
         if document is None:
             # The user uploaded these bytes before (or a concurrent request just did):
             # the unique (user, sha256) key turned the insert into a no-op.
+            await storage.delete(key)
             existing = await _find_by_hash(session, user_id, file.sha256)
             if existing is None:
                 raise Conflict("the same file is being uploaded right now; try again")
             return Accepted(existing, duplicate=True)
         set_committed_value(document, "steps", [])
-        await storage.save(document.storage_key, file.path)
         # The chain's first step, queued straight away. No unique key: the document
         # id is brand new, so nothing can collide, and a keyed enqueue costs three
         # more statements (lookup, savepoint, release).

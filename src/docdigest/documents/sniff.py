@@ -51,9 +51,11 @@ _HTML_START = re.compile(
 )
 _HTML_TAGS = re.compile(rb"<(html|body|head|div|p|table|h[1-6])[\s>]", re.I)
 _XML_START = re.compile(rb"^\s*<(\?xml|svg)[\s>]", re.I)
-# Control characters other than whitespace and ESC; counted with a regex because a
-# per-character Python loop over the 64 KB head cost ~8 ms per upload.
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
+# Control characters other than whitespace and ESC. They are counted in the text's
+# UTF-8 bytes, where each is one byte of its own (multi-byte sequences never use bytes
+# below 0x80), with bytes.translate: a per-character Python loop over the 64 KB head
+# cost ~8 ms per upload, a regex 0.25 ms, this 0.04 ms.
+_CONTROL_BYTES = bytes([*range(0x00, 0x09), *range(0x0E, 0x1B), *range(0x1C, 0x20)])
 
 
 def sniff(path: Path) -> str:
@@ -107,23 +109,32 @@ def _text_type(head: bytes) -> str:
 
 def _decode(head: bytes) -> str | None:
     """The head as text, or None when it is binary."""
-    for bom, encoding in ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
-        if head.startswith(bom):
-            try:
-                return head[2 : len(head) - (len(head) % 2)].decode(encoding)
-            except UnicodeDecodeError:
-                return None
+    text = _utf16(head) if head.startswith((b"\xff\xfe", b"\xfe\xff")) else _utf8(head)
+    if text is None:
+        return None
+    raw = text.encode("utf-8", "surrogatepass")
+    controls = len(raw) - len(raw.translate(None, _CONTROL_BYTES))
+    return None if controls > max(2, len(text) // 100) else text
+
+
+def _utf16(head: bytes) -> str | None:
+    encoding = "utf-16-le" if head.startswith(b"\xff\xfe") else "utf-16-be"
+    try:
+        return head[2 : len(head) - (len(head) % 2)].decode(encoding)
+    except UnicodeDecodeError:
+        return None
+
+
+def _utf8(head: bytes) -> str | None:
+    """UTF-8, or Windows-1252 when it is not; None when a NUL byte says binary."""
     if b"\x00" in head:
         return None
     try:
-        text = head.decode("utf-8")
+        return head.decode("utf-8")
     except UnicodeDecodeError as exc:
         if exc.start < len(head) - 3:  # not merely a character cut at the end of the head
-            text = head.decode("cp1252", errors="replace")
-        else:
-            text = head[: exc.start].decode("utf-8")
-    controls = len(_CONTROL_CHARS.findall(text))
-    return None if controls > max(2, len(text) // 100) else text
+            return head.decode("cp1252", errors="replace")
+        return head[: exc.start].decode("utf-8")
 
 
 def _looks_like_csv(text: str) -> bool:
