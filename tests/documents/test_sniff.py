@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
 
+from docdigest.documents import sniff as sniff_module
 from docdigest.documents.sniff import CSV, TEXT, UNKNOWN, sniff
 
 
@@ -68,3 +70,18 @@ def test_text_with_control_characters_is_binary_past_one_in_a_hundred(
         body.encode(encoding) + ("é".encode(encoding) if encoding == "cp1252" else b"")
     )
     assert sniff(path) == expected
+
+
+def test_the_markdown_shortcut_gives_the_regex_s_verdict() -> None:
+    """The cheap pre-check may only skip the regex where the regex finds nothing."""
+    pieces = [
+        "word ", "Prose goes on. ", "\n", "\r\n", "\n\n", "   ", "\t", "\f", "\x0b", "\u2028",
+        "# ", "## Title", "```", "- ", "* ", "+ ", "1. ", "٣. ", "> ", ">", "[a](b)", "[x]",
+        "](", "**", "**b", "*", "-", "2023", ".", "\u00a0", "\x1c",
+    ]  # fmt: skip
+    rng = random.Random(20261124)
+    samples = ["".join(rng.choices(pieces, k=rng.randint(1, 40))) for _ in range(5000)]
+    samples += [PROSE, "\n \n - item\n- two", "\u00a0\u00a0٣. one\n٤. two", "a\r- b\r\n- c"]
+    expected = [len(sniff_module._MARKDOWN_SIGNS.findall(s)) >= 2 for s in samples]
+    assert [sniff_module._looks_like_markdown(s) for s in samples] == expected
+    assert sum(expected) > 500  # the samples do exercise both verdicts
