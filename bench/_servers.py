@@ -9,6 +9,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,9 +40,25 @@ def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pop
         )
 
 
+@dataclass(frozen=True)
+class Served:
+    """A running uvicorn process."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+
+    def cpu_s(self) -> float | None:
+        """CPU seconds the process has used, all its threads (Linux's /proc; None elsewhere)."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 @contextmanager
-def uvicorn(factory: str, env: dict[str, str], log: Path) -> Iterator[int]:
-    """One uvicorn process serving `factory`; yields its port and stops it afterwards.
+def uvicorn(factory: str, env: dict[str, str], log: Path) -> Iterator[Served]:
+    """One uvicorn process serving `factory`, stopped afterwards.
 
     Its output goes to `log`, which is copied to stderr if the bench fails.
     """
@@ -65,7 +82,7 @@ def uvicorn(factory: str, env: dict[str, str], log: Path) -> Iterator[int]:
     process = _start(command, env, log)
     try:
         wait_for_port(port, timeout_s=30, process=process)
-        yield port
+        yield Served(port, process)
     except BaseException:
         sys.stderr.write(log.read_text(errors="replace")[-4000:])
         raise

@@ -34,7 +34,7 @@ from arq.connections import RedisSettings, create_pool
 from fastapi import FastAPI, Request
 
 import docdigest.models  # noqa: F401  (registers every table for create_all)
-from bench._servers import ROOT, bearer_token, uvicorn
+from bench._servers import ROOT, Served, bearer_token, uvicorn
 from bench.common import arguments, database, postgres_admin_url, private_redis, report, run
 
 UPLOAD_RATE = 200
@@ -80,8 +80,19 @@ def load(port: int, **plan: Any) -> dict[str, Any]:
     return result
 
 
+def load_counting_cpu(server: Served, **plan: Any) -> dict[str, Any]:
+    """`load`, plus the CPU the server process spent per successful request."""
+    before = server.cpu_s()
+    result = load(server.port, **plan)
+    after = server.cpu_s()
+    if before is not None and after is not None and result["ok"]:
+        result["server_cpu_ms_per_request"] = round((after - before) / result["ok"] * 1000, 2)
+    return result
+
+
 def measure_docdigest(env: dict[str, str], sizes: dict[str, int], log: Path) -> dict[str, Any]:
-    with uvicorn("docdigest.main:app_from_env", env, log) as port:
+    with uvicorn("docdigest.main:app_from_env", env, log) as server:
+        port = server.port
         token = bearer_token(port)
         upload = {"kind": "upload", "path": "/api/documents", "token": token}
         load(
@@ -100,8 +111,8 @@ def measure_docdigest(env: dict[str, str], sizes: dict[str, int], log: Path) -> 
             max_s=sizes["max_s"],
             **upload,
         )
-        flat_out = load(
-            port,
+        flat_out = load_counting_cpu(
+            server,
             mode="closed",
             concurrency=16,
             count=sizes["throughput_count"],
@@ -136,11 +147,18 @@ def measure_docdigest(env: dict[str, str], sizes: dict[str, int], log: Path) -> 
 
 def measure_baseline(redis_url: str, sizes: dict[str, int], log: Path) -> dict[str, Any]:
     env = {"BENCH_REDIS_URL": redis_url}
-    with uvicorn("bench.http_enqueue:baseline_app", env, log) as port:
+    with uvicorn("bench.http_enqueue:baseline_app", env, log) as server:
         raw = {"kind": "raw", "path": "/upload"}
-        load(port, mode="closed", concurrency=4, count=sizes["warmup"], max_s=sizes["max_s"], **raw)
-        return load(
-            port,
+        load(
+            server.port,
+            mode="closed",
+            concurrency=4,
+            count=sizes["warmup"],
+            max_s=sizes["max_s"],
+            **raw,
+        )
+        return load_counting_cpu(
+            server,
             mode="closed",
             concurrency=16,
             count=sizes["throughput_count"],
@@ -196,6 +214,13 @@ async def main() -> None:
     # so the rate is only met when every scheduled upload was answered with success.
     uploads_ok = all(results[k]["upload_at_200rps"]["ok"] == sizes["rate_count"] for k in kinds)
     bare = baseline["throughput_rps"]
+    # One process is CPU-bound under the closed loop, so the throughput ratio can be no
+    # better than the bare endpoint's CPU per request over an upload's.
+    cpu_per_upload = max(
+        (results[k]["upload_throughput"].get("server_cpu_ms_per_request") or 0 for k in kinds),
+        default=0,
+    )
+    cpu_per_bare = baseline.get("server_cpu_ms_per_request")
     report(
         name="http_enqueue",
         params={
@@ -215,6 +240,11 @@ async def main() -> None:
         and throughput / bare >= THROUGHPUT_RATIO
         and p99 <= UPLOAD_P99_MS,
         upload_p99_ms_at_200rps=p99,
+        server_cpu_ms_per_upload=cpu_per_upload or None,
+        server_cpu_ms_per_bare_request=cpu_per_bare,
+        cpu_ratio_bare_over_upload=round(cpu_per_bare / cpu_per_upload, 3)
+        if cpu_per_bare and cpu_per_upload
+        else None,
         baseline_detail=baseline,
         detail=results,
         elapsed_s=round(time.perf_counter() - started, 1),

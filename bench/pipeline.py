@@ -22,6 +22,7 @@ and the median run time, read from the ledger.
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import tempfile
 import time
@@ -113,9 +114,9 @@ async def through_docdigest(
             }
             engine = create_engine(url)
             try:
-                with uvicorn("docdigest.main:app_from_env", env, tmp / "web.log") as port:
+                with uvicorn("docdigest.main:app_from_env", env, tmp / "web.log") as web:
                     return [
-                        await one_round(corpus, count, env, port, engine, mailbox, tmp / str(n))
+                        await one_round(corpus, count, env, web.port, engine, mailbox, tmp / str(n))
                         for n, count in enumerate(worker_counts)
                     ]
             finally:
@@ -321,6 +322,11 @@ async def main() -> None:
         and one["failed"] == loop["failed"],
         two_workers_per_min=two["per_min"] if two else None,
         scaling_2_vs_1=round(scaling, 3) if scaling is not None else None,
+        # Two workers cannot keep more than every core busy: at most this many times
+        # one worker, whatever the code does (cores_busy is the 1-worker round's).
+        scaling_bound=round(cores / one["cores_busy"], 3)
+        if (cores := os.cpu_count()) and one["cores_busy"]
+        else None,
         plain_loop=loop,
         one_worker=one,
         two_workers=two,
