@@ -8,9 +8,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from docdigest.core.db import create_engine
+from docdigest.jobs.retry import is_transient
 
 pytestmark = pytest.mark.postgres
 
@@ -79,3 +81,21 @@ async def test_a_connection_that_died_while_idle_is_replaced_unseen(
     replacement = await backend_pid(engine)
     assert replacement != first
     assert len(pings) == 1
+
+
+async def test_a_connection_that_died_while_busy_fails_with_an_error_jobs_retry(
+    engine: AsyncEngine, pings: list[None], postgres_url: str
+) -> None:
+    """Within the idle window nothing is checked: a server that went down a moment ago
+    fails the statement, with an error the job tier counts as transient, and the next
+    request gets a new connection."""
+    first = await backend_pid(engine)
+    await terminate(postgres_url, first)
+
+    with pytest.raises(DBAPIError) as failed:
+        await backend_pid(engine)
+    assert failed.value.connection_invalidated
+    assert is_transient(failed.value)
+    assert pings == []
+
+    assert await backend_pid(engine) != first

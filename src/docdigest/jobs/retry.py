@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import aiosmtplib
 import httpx
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 
 class Transient(Exception):
@@ -39,6 +39,8 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, OperationalError):
         return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True  # the connection was lost (a database restart or failover)
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         return 400 <= exc.code < 500
     if isinstance(exc, aiosmtplib.SMTPConnectError | aiosmtplib.SMTPServerDisconnected):
