@@ -7,9 +7,14 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from docdigest.documents.models import Document
+from docdigest.documents.service import accept_upload
+from docdigest.documents.sniff import TEXT
+from docdigest.documents.storage import Storage
+from docdigest.documents.upload import ReceivedFile
 from docdigest.settings import Settings
 from tests.documents import files
 from tests.documents.conftest import Account, Upload
@@ -209,3 +214,28 @@ async def test_cookie_upload_needs_the_csrf_token(client: httpx.AsyncClient) -> 
         files={"file": ("b.txt", files.markdown_bytes())},
     )
     assert by_field.status_code == 202
+
+
+async def test_a_failed_insert_keeps_no_stored_copy(
+    db: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    """The file is stored before its row is written; when the row cannot be written
+    (here: an owner that does not exist), the stored copy goes too."""
+    received = settings.upload_tmp_dir / "upload-orphan.part"
+    received.parent.mkdir(parents=True, exist_ok=True)
+    received.write_bytes(files.text_bytes())
+    file = ReceivedFile(
+        field="file",
+        filename="a.txt",
+        path=received,
+        size=received.stat().st_size,
+        sha256="0" * 64,
+        content_type=TEXT,
+    )
+    async with db() as session:
+        with pytest.raises(IntegrityError):
+            await accept_upload(
+                session, Storage.from_settings(settings), settings, user_id=999_999, file=file
+            )
+    assert stored_files(settings) == []
+    assert partial_uploads(settings) == []

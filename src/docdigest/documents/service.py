@@ -38,8 +38,10 @@ async def accept_upload(
     """Store a received file as a new document and queue its processing.
 
     The same bytes uploaded again by the same user return the existing document.
-    The temporary file is consumed (moved into storage or removed) in every case.
+    The temporary file is consumed (moved into storage or removed) in every case,
+    and a stored copy no new document took is removed again.
     """
+    unclaimed: str | None = None  # a storage key no document row holds (yet)
     try:
         if file.error is not None:
             raise file.error
@@ -55,7 +57,7 @@ async def accept_upload(
             )
         # Stored before the row is written: on SQLite the insert takes the database's
         # write lock until commit, and other uploads should not wait on a file move.
-        key = new_key("originals")
+        key = unclaimed = new_key("originals")
         await storage.save(key, file.path)
         document = await add_unless_exists(
             session,
@@ -75,11 +77,11 @@ async def accept_upload(
         if document is None:
             # The user uploaded these bytes before (or a concurrent request just did):
             # the unique (user, sha256) key turned the insert into a no-op.
-            await storage.delete(key)
             existing = await _find_by_hash(session, user_id, file.sha256)
             if existing is None:
                 raise Conflict("the same file is being uploaded right now; try again")
             return Accepted(existing, duplicate=True)
+        unclaimed = None
         set_committed_value(document, "steps", [])
         # The chain's first step, queued straight away. No unique key: the document
         # id is brand new, so nothing can collide, and a keyed enqueue costs three
@@ -98,6 +100,8 @@ async def accept_upload(
         return Accepted(document, duplicate=False)
     finally:
         file.path.unlink(missing_ok=True)
+        if unclaimed is not None:
+            await storage.delete(unclaimed)
 
 
 async def _find_by_hash(session: AsyncSession, user_id: int, sha256: str) -> Document | None:
