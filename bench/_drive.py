@@ -33,7 +33,7 @@ import uvloop
 from fastapi import FastAPI
 
 import docdigest.models  # noqa: F401  (registers every table for create_all)
-from bench._loadgen import BOUNDARY, filler
+from bench._loadgen import UPLOAD_CONTENT_TYPE, filler, upload_body
 from bench.common import database
 from docdigest.main import create_app
 from docdigest.settings import Settings
@@ -95,18 +95,12 @@ def requests(route: str, token: str) -> Iterator[Request]:
         elif route == "me":
             yield Request("GET", "/api/me", auth, b"")
         else:
-            part = (
-                f"--{BOUNDARY}\r\n"
-                f'Content-Disposition: form-data; name="file"; filename="report-{n}.txt"\r\n'
-                "Content-Type: text/plain\r\n\r\n"
-            ).encode()
-            upload = part + f"Request {n}.\n".encode() + body + f"\r\n--{BOUNDARY}--\r\n".encode()
             headers = {
                 **auth,
-                "content-type": f"multipart/form-data; boundary={BOUNDARY}",
+                "content-type": UPLOAD_CONTENT_TYPE,
                 **({"authorization": "Bearer " + "x" * 43} if route == "wrong-token" else {}),
             }
-            yield Request("POST", "/api/documents", headers, upload)
+            yield Request("POST", "/api/documents", headers, upload_body(str(n), body))
 
 
 async def bearer_token(app: FastAPI) -> str:

@@ -53,6 +53,20 @@ def filler(size: int) -> bytes:
     return "".join(words).encode()[:size]
 
 
+UPLOAD_CONTENT_TYPE = f"multipart/form-data; boundary={BOUNDARY}"
+
+
+def upload_body(unique: str, text: bytes) -> bytes:
+    """A multipart body with one text file, `text` after a first line naming `unique`
+    (the same bytes twice would be answered as a duplicate without any work)."""
+    head = (
+        f"--{BOUNDARY}\r\n"
+        f'Content-Disposition: form-data; name="file"; filename="report-{unique}.txt"\r\n'
+        "Content-Type: text/plain\r\n\r\n"
+    ).encode()
+    return head + f"Request {unique}.\n".encode() + text + f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
 class Requests:
     """Builds the bytes of request number n of a kind."""
 
@@ -74,15 +88,7 @@ class Requests:
                 }
             ).encode()
             return self._request(body, "application/json")
-        unique = f"Request {self.run}-{n}.\n".encode()
-        head = (
-            f"--{BOUNDARY}\r\n"
-            f'Content-Disposition: form-data; name="file"; filename="report-{n}.txt"\r\n'
-            "Content-Type: text/plain\r\n\r\n"
-        ).encode()
-        tail = f"\r\n--{BOUNDARY}--\r\n".encode()
-        body = head + unique + self.body + tail
-        return self._request(body, f"multipart/form-data; boundary={BOUNDARY}")
+        return self._request(upload_body(f"{self.run}-{n}", self.body), UPLOAD_CONTENT_TYPE)
 
     def _request(self, body: bytes, content_type: str) -> bytes:
         lines = [
