@@ -249,6 +249,7 @@ async def open_loop(plan: dict[str, Any]) -> dict[str, Any]:
         connection.close()
     summary = results.summary(elapsed)
     summary["offered_rps"] = rate
+    summary["scheduled"] = count
     summary["connections"] = opened
     return summary
 
