@@ -92,20 +92,13 @@ def load_counting_cpu(server: Served, **plan: Any) -> dict[str, Any]:
     return result
 
 
-def latency_at(
-    port: int, rate: float, fraction: float, sizes: dict[str, int], request: dict[str, Any]
+def open_loop_for(
+    port: int, rate: float, seconds: float, max_s: float, request: dict[str, Any]
 ) -> dict[str, Any]:
-    """Upload latency at a fixed `rate` (open loop) for `curve_seconds`."""
+    """Requests at a fixed `rate` (open loop) for about `seconds`, 5 at least."""
     rate = round(max(rate, 1.0), 1)
-    result = load(
-        port,
-        mode="open",
-        rate=rate,
-        count=max(20, int(rate * sizes["curve_seconds"])),
-        max_s=sizes["max_s"],
-        **request,
-    )
-    return {"fraction_of_throughput": fraction, **result}
+    count = max(5, int(rate * seconds))
+    return load(port, mode="open", rate=rate, count=count, max_s=max_s, **request)
 
 
 def answered_all(result: dict[str, Any]) -> bool:
@@ -148,7 +141,16 @@ def measure_docdigest(env: dict[str, str], sizes: dict[str, int], log: Path) -> 
             **upload,
         )
         by_load = [
-            latency_at(port, flat_out["throughput_rps"] * fraction, fraction, sizes, upload)
+            {
+                "fraction_of_throughput": fraction,
+                **open_loop_for(
+                    port,
+                    flat_out["throughput_rps"] * fraction,
+                    sizes["curve_seconds"],
+                    sizes["max_s"],
+                    upload,
+                ),
+            }
             for fraction in LOAD_FRACTIONS
         ]
         signup = {"kind": "signup", "path": "/api/signup"}
@@ -160,14 +162,12 @@ def measure_docdigest(env: dict[str, str], sizes: dict[str, int], log: Path) -> 
             max_s=sizes["max_s"],
             **signup,
         )
-        signup_rate = max(1.0, signup_flat["throughput_rps"] / 2)
-        signup_at_rate = load(
+        signup_at_rate = open_loop_for(
             port,
-            mode="open",
-            rate=signup_rate,
-            count=max(5, int(signup_rate * sizes["signup_seconds"])),
-            max_s=sizes["max_s"],
-            **signup,
+            signup_flat["throughput_rps"] / 2,
+            sizes["signup_seconds"],
+            sizes["max_s"],
+            signup,
         )
     return {
         "upload_at_200rps": at_rate,
