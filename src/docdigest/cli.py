@@ -93,6 +93,7 @@ def worker(
     burst: Annotated[bool, typer.Option(help="stop once the queue is empty")] = False,
 ) -> None:
     """Run one Arq worker: the same as `arq docdigest.worker.WorkerSettings`."""
+    from docdigest.core.heap import freeze_startup_heap
     from docdigest.core.logging import configure_logging
     from docdigest.devserver.redis import free_port
     from docdigest.worker import create_worker
@@ -102,7 +103,9 @@ def worker(
         # 0 means "any free port", so several workers on one machine never collide.
         settings = settings.model_copy(update={"worker_metrics_port": free_port()})
     configure_logging(settings)
-    create_worker(settings, burst=burst).run()
+    worker = create_worker(settings, burst=burst)
+    freeze_startup_heap()
+    worker.run()
 
 
 @app.command()

@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from docdigest.core.db import create_engine, create_sessionmaker
 from docdigest.core.errors import AppError
 from docdigest.core.health import router as health_router
+from docdigest.core.heap import freeze_startup_heap
 from docdigest.core.logging import configure_logging, is_valid_request_id
 from docdigest.core.metrics import instrument
 from docdigest.core.queue import connect_queue
@@ -83,4 +84,6 @@ def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory docdigest.main:app_from_env`."""
     settings = get_settings()
     configure_logging(settings)
-    return create_app(settings)
+    app = create_app(settings)
+    freeze_startup_heap()
+    return app

@@ -12,6 +12,7 @@ from arq.cron import CronJob, cron
 from arq.worker import Function, Worker
 
 from docdigest.core.db import create_engine, create_sessionmaker
+from docdigest.core.heap import freeze_startup_heap
 from docdigest.core.logging import configure_logging
 from docdigest.core.queue import redis_settings
 from docdigest.digest.jobs import cleanup_temp_uploads, send_digest, send_user_digest
@@ -117,5 +118,7 @@ def __getattr__(name: str) -> Any:
     if name == "WorkerSettings":
         settings = get_settings()
         configure_logging(settings)
-        return type("WorkerSettings", (), worker_options(settings))
+        options = worker_options(settings)
+        freeze_startup_heap()
+        return type("WorkerSettings", (), options)
     raise AttributeError(name)
