@@ -13,9 +13,9 @@ from __future__ import annotations
 import gc
 
 
-def freeze_startup_heap() -> int:
+def freeze_startup_heap() -> None:
     """Collect the garbage of startup, then keep every object alive now out of future
-    collections; returns how many were frozen.
+    collections.
 
     Call it once, at a process's entry point, after the app is built. Objects frozen
     here are still freed when their last reference goes; only a reference cycle among
@@ -24,4 +24,3 @@ def freeze_startup_heap() -> int:
     """
     gc.collect()
     gc.freeze()
-    return gc.get_freeze_count()
