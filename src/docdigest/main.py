@@ -18,7 +18,9 @@ from docdigest.core.heap import freeze_startup_heap
 from docdigest.core.logging import configure_logging, is_valid_request_id
 from docdigest.core.metrics import instrument
 from docdigest.core.queue import connect_queue
+from docdigest.documents.intake import Intake
 from docdigest.documents.routes import router as documents_router
+from docdigest.documents.storage import Storage
 from docdigest.jobs.dashboard.api import router as jobs_admin_api
 from docdigest.jobs.dashboard.pages import router as jobs_admin_pages
 from docdigest.mail.routes import router as dev_mail_router
@@ -41,9 +43,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.arq = queue
         app.state.sessionmaker = create_sessionmaker(engine, queue=queue, settings=settings)
+        app.state.intake = Intake(app.state.sessionmaker, Storage.from_settings(settings), settings)
         try:
             yield
         finally:
+            await app.state.intake.wait_idle()
             await queue.aclose()
             await engine.dispose()
 

@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from docdigest.documents.intake import Intake
 from docdigest.documents.models import Document
-from docdigest.documents.service import accept_upload
 from docdigest.documents.sniff import TEXT
 from docdigest.documents.storage import Storage
 from docdigest.documents.upload import ReceivedFile
@@ -232,10 +232,8 @@ async def test_a_failed_insert_keeps_no_stored_copy(
         sha256="0" * 64,
         content_type=TEXT,
     )
-    async with db() as session:
-        with pytest.raises(IntegrityError):
-            await accept_upload(
-                session, Storage.from_settings(settings), settings, user_id=999_999, file=file
-            )
+    intake = Intake(db, Storage.from_settings(settings), settings)
+    with pytest.raises(IntegrityError):
+        await intake.accept(999_999, file)
     assert stored_files(settings) == []
     assert partial_uploads(settings) == []

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from docdigest.core.db import commit, rollback
 from docdigest.core.queue import connect_queue
-from docdigest.jobs import JobContext, enqueue, job
+from docdigest.jobs import Call, JobContext, enqueue, enqueue_all, job
 from docdigest.jobs.models import JobRun, JobStatus
 from docdigest.settings import Settings
 from tests.conftest import RunWorker
@@ -79,3 +79,45 @@ async def test_the_returned_run_is_the_session_s_own_row(
         assert (stored.max_tries, stored.args, stored.status) == (9, {"n": 8}, JobStatus.QUEUED)
         keyed = (await session.scalars(select(JobRun).where(JobRun.key == "number:8"))).all()
         assert [k.id for k in keyed] == [again.id]
+
+
+async def test_several_jobs_go_in_with_one_insert_and_reach_the_queue_together(
+    settings: Settings, db: async_sessionmaker[AsyncSession], run_worker: RunWorker
+) -> None:
+    """`enqueue_all` writes its rows in one statement and returns them in call order
+    (a taken key gives the job that holds it); after commit every new job is pushed,
+    and runs."""
+    queue = await connect_queue(settings)
+    seen.clear()
+    async with db() as session:  # recorded, never pushed: no queue on this session
+        held = await enqueue(session, record_number, key="number:5", n=5)
+        await commit(session)
+    inserts: list[str] = []
+    async with db(info={"queue": queue}) as session:
+        event.listen(
+            session.get_bind(),
+            "before_cursor_execute",
+            lambda _c, _cur, statement, *_a: inserts.append(statement)
+            if statement.startswith("INSERT")
+            else None,
+        )
+        runs = await enqueue_all(
+            session,
+            [
+                Call(record_number, {"n": 1}),
+                Call(record_number, {"n": 5}, key="number:5"),
+                Call(record_number, {"n": 2}),
+                Call(record_number, {"n": 3}, request_id="req-3"),
+            ],
+        )
+        assert len(inserts) == 1
+        assert [run.args["n"] for run in runs] == [1, 5, 2, 3]
+        assert runs[1].id == held.id
+        assert runs[3].request_id == "req-3"
+        assert await queue.zcard(settings.queue_name) == 0  # nothing before the commit
+        await commit(session)
+    assert await queue.zcard(settings.queue_name) == 3  # the new ones only
+
+    await run_worker(functions=[record_number.arq_function(settings)], cron_jobs=[])
+    assert sorted(seen) == [1, 2, 3]
+    await queue.aclose()

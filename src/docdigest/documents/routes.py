@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 from pathlib import PurePath
@@ -10,10 +11,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from docdigest.core.db import SessionDep
+from docdigest.core.db import SessionDep, autocommit, commit
 from docdigest.core.errors import AppError, Forbidden, NotFound, Unauthorized, Unprocessable
 from docdigest.documents import service, sniff
 from docdigest.documents.downloads import bytes_chunks, file_response
+from docdigest.documents.intake import Intake
 from docdigest.documents.schemas import (
     DocumentDetail,
     DocumentOut,
@@ -47,15 +49,30 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 StorageDep = Annotated[Storage, Depends(get_storage)]
 
 
+async def get_intake(request: Request) -> Intake:
+    intake: Intake = request.app.state.intake
+    return intake
+
+
+IntakeDep = Annotated[Intake, Depends(get_intake)]
+
+
 async def upload_user(request: Request, session: SessionDep) -> User:
     """The logged-in uploader, checked before a byte of the body is read.
 
     `CurrentUser` would read a form's CSRF field with `request.form()`, which
     buffers the whole upload; here the field is read from the stream instead
     (see `_check_csrf`), and a header token is checked at once.
+
+    The lookup is its own transaction, and the database connection goes back to the
+    pool before the body is read: a slow client holds no connection.
     """
     token = request_token(request)
-    user = await user_for_token(session, token) if token else None
+    user = None
+    if token:
+        await autocommit(session)
+        user = await user_for_token(session, token)
+        await commit(session)
     if user is None:
         raise Unauthorized("not logged in")
     sent = request.headers.get(CSRF_HEADER)
@@ -77,11 +94,7 @@ def _check_csrf(request: Request, sent: str | None) -> None:
 
 @router.post("", status_code=202, response_model=DocumentOut)
 async def upload(
-    request: Request,
-    session: SessionDep,
-    user: UploadUser,
-    settings: SettingsDep,
-    storage: StorageDep,
+    request: Request, user: UploadUser, settings: SettingsDep, intake: IntakeDep
 ) -> Response:
     form = await receive_files(
         request, settings.upload_tmp_dir, settings.max_upload_bytes, inspect=sniff.sniff
@@ -95,33 +108,33 @@ async def upload(
         form.discard()
         raise
     if len(form.files) == 1 and form.files[0].field == SINGLE_FIELD:
-        accepted = await service.accept_upload(
-            session, storage, settings, user_id=user.id, file=form.files[0]
-        )
+        accepted = await intake.accept(user.id, form.files[0])
         body = DocumentOut.of(accepted.document, duplicate=accepted.duplicate)
         return JSONResponse(
             body.model_dump(mode="json"), status_code=200 if accepted.duplicate else 202
         )
-    results = await _accept_each(session, storage, settings, user, form)
+    results = await _accept_each(intake, user, form)
     return JSONResponse(results.model_dump(mode="json"), status_code=200)
 
 
-async def _accept_each(
-    session: SessionDep, storage: Storage, settings: Settings, user: User, form: ReceivedForm
-) -> UploadResults:
+async def _accept_each(intake: Intake, user: User, form: ReceivedForm) -> UploadResults:
+    """Each file of a several-file upload, accepted together; one file's error is its own."""
+    outcomes = await asyncio.gather(
+        *(intake.accept(user.id, received) for received in form.files), return_exceptions=True
+    )
     results: list[UploadResult] = []
-    for received in form.files:
-        try:
-            accepted = await service.accept_upload(
-                session, storage, settings, user_id=user.id, file=received
-            )
-        except AppError as exc:
+    for received, accepted in zip(form.files, outcomes, strict=True):
+        if isinstance(accepted, AppError):
             results.append(
                 UploadResult(
-                    filename=received.filename, status_code=exc.status_code, detail=exc.message
+                    filename=received.filename,
+                    status_code=accepted.status_code,
+                    detail=accepted.message,
                 )
             )
             continue
+        if isinstance(accepted, BaseException):
+            raise accepted
         results.append(
             UploadResult(
                 filename=received.filename,

@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from docdigest.core.db import add_unless_exists, utcnow
-from docdigest.core.errors import Conflict, NotFound, Unprocessable, UnsupportedMediaType
+from docdigest.core.db import add_all_unless_exist, utcnow
+from docdigest.core.errors import AppError, Conflict, NotFound, Unprocessable, UnsupportedMediaType
 from docdigest.documents import sniff
 from docdigest.documents.jobs import delete_document as delete_document_job
 from docdigest.documents.jobs import extract_text
 from docdigest.documents.models import Document, DocumentStatus
 from docdigest.documents.removal import remove_document, remove_user_documents
-from docdigest.documents.storage import Storage, new_key
+from docdigest.documents.storage import Storage
 from docdigest.documents.upload import ReceivedFile
-from docdigest.jobs import enqueue
+from docdigest.jobs import Call, enqueue, enqueue_all
+from docdigest.jobs.context import request_id
 from docdigest.settings import Settings
 
 MAX_PAGE = 100
@@ -32,82 +33,107 @@ class Accepted:
     duplicate: bool
 
 
-async def accept_upload(
-    session: AsyncSession, storage: Storage, settings: Settings, *, user_id: int, file: ReceivedFile
-) -> Accepted:
-    """Store a received file as a new document and queue its processing.
+@dataclass(frozen=True)
+class Stored:
+    """An upload that passed its checks and sits in storage under `key`, waiting for its row."""
 
-    The same bytes uploaded again by the same user return the existing document.
-    The temporary file is consumed (moved into storage or removed) in every case,
-    and a stored copy no new document took is removed again.
-    """
-    unclaimed: str | None = None  # a storage key no document row holds (yet)
-    try:
-        if file.error is not None:
-            raise file.error
-        if file.size == 0:
-            raise Unprocessable(f"'{file.filename}' is empty")
-        # Usually sniffed already, in the thread that wrote the file's last bytes.
-        content_type = file.content_type or await asyncio.to_thread(sniff.sniff, file.path)
-        if content_type not in sniff.ALLOWED:
-            raise UnsupportedMediaType(
-                f"'{file.filename}' is {content_type}; allowed: {sniff.ALLOWED_NAMES}",
-                detected=content_type,
-                allowed=sorted(sniff.ALLOWED),
-            )
-        # Stored before the row is written: on SQLite the insert takes the database's
-        # write lock until commit, and other uploads should not wait on a file move.
-        key = unclaimed = new_key("originals")
-        await storage.save(key, file.path)
-        document = await add_unless_exists(
-            session,
-            Document,
-            {
-                "user_id": user_id,
-                "filename": file.filename,
-                "content_type": content_type,
-                "size": file.size,
-                "sha256": file.sha256,
-                "storage_key": key,
-                "status": DocumentStatus.QUEUED,
-                "generation": 0,
-                "created_at": utcnow(),
-            },
+    user_id: int
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    key: str
+    request_id: str | None = field(default_factory=request_id.get)
+
+
+async def check_upload(file: ReceivedFile) -> str:
+    """The received file's content type, or the error that refuses it."""
+    if file.error is not None:
+        raise file.error
+    if file.size == 0:
+        raise Unprocessable(f"'{file.filename}' is empty")
+    # Usually sniffed already, in the thread that wrote the file's last bytes.
+    content_type = file.content_type or await asyncio.to_thread(sniff.sniff, file.path)
+    if content_type not in sniff.ALLOWED:
+        raise UnsupportedMediaType(
+            f"'{file.filename}' is {content_type}; allowed: {sniff.ALLOWED_NAMES}",
+            detected=content_type,
+            allowed=sorted(sniff.ALLOWED),
         )
-        if document is None:
-            # The user uploaded these bytes before (or a concurrent request just did):
-            # the unique (user, sha256) key turned the insert into a no-op.
-            existing = await _find_by_hash(session, user_id, file.sha256)
-            if existing is None:
-                raise Conflict("the same file is being uploaded right now; try again")
-            return Accepted(existing, duplicate=True)
-        unclaimed = None
+    return content_type
+
+
+async def add_documents(
+    session: AsyncSession, settings: Settings, uploads: Sequence[Stored]
+) -> list[Accepted | AppError]:
+    """The documents for stored uploads, with their first jobs, in `session`'s
+    transaction (the caller commits): one insert for the documents and one for the jobs.
+
+    The same bytes uploaded again by the same user (before, or in this same batch)
+    give the existing document, marked a duplicate; its upload's stored copy is
+    claimed by no row, and the caller removes it.
+    """
+    now = utcnow()
+    keep = timedelta(days=settings.retention_days) if settings.retention_days else None
+    rows = [
+        {
+            "user_id": upload.user_id,
+            "filename": upload.filename,
+            "content_type": upload.content_type,
+            "size": upload.size,
+            "sha256": upload.sha256,
+            "storage_key": upload.key,
+            "status": DocumentStatus.QUEUED,
+            "generation": 0,
+            "created_at": now,
+            "expires_at": now + keep if keep else None,
+        }
+        for upload in uploads
+    ]
+    added = await add_all_unless_exist(session, Document, rows)
+    by_hash = {(document.user_id, document.sha256): document for document in added}
+    missing = {(u.user_id, u.sha256) for u in uploads} - by_hash.keys()
+    if missing:
+        # The users uploaded these bytes before (or a concurrent request just did):
+        # the unique (user, sha256) key turned their inserts into no-ops.
+        for document in await _find_by_hashes(session, missing):
+            by_hash[document.user_id, document.sha256] = document
+    requests = {upload.key: upload.request_id for upload in uploads}
+    calls = []
+    for document in added:
         set_committed_value(document, "steps", [])
-        # The chain's first step, queued straight away. No unique key: the document
-        # id is brand new, so nothing can collide, and a keyed enqueue costs three
-        # more statements (lookup, savepoint, release).
-        await enqueue(session, extract_text, document_id=document.id)
-        if settings.retention_days:
-            keep = timedelta(days=settings.retention_days)
-            document.expires_at = document.created_at + keep
-            await enqueue(
-                session,
-                delete_document_job,
-                defer_by=keep,
-                key=f"expire:{document.id}",
-                document_id=document.id,
+        request = requests[document.storage_key]
+        # The chain's first step. No unique key: the document id is brand new, so
+        # nothing can collide, and a keyed enqueue costs a lookup when one does.
+        calls.append(Call(extract_text, {"document_id": document.id}, request_id=request))
+        if keep:
+            calls.append(
+                Call(
+                    delete_document_job,
+                    {"document_id": document.id},
+                    defer_by=keep,
+                    key=f"expire:{document.id}",
+                    request_id=request,
+                )
             )
-        return Accepted(document, duplicate=False)
-    finally:
-        file.path.unlink(missing_ok=True)
-        if unclaimed is not None:
-            await storage.delete(unclaimed)
+    await enqueue_all(session, calls)
+    outcomes: list[Accepted | AppError] = []
+    for upload in uploads:
+        found = by_hash.get((upload.user_id, upload.sha256))
+        if found is None:
+            outcomes.append(Conflict("the same file is being uploaded right now; try again"))
+        else:
+            outcomes.append(Accepted(found, duplicate=found.storage_key != upload.key))
+    return outcomes
 
 
-async def _find_by_hash(session: AsyncSession, user_id: int, sha256: str) -> Document | None:
-    return await session.scalar(
-        select(Document).where(Document.user_id == user_id, Document.sha256 == sha256)
+async def _find_by_hashes(session: AsyncSession, pairs: set[tuple[int, str]]) -> Sequence[Document]:
+    users = {user_id for user_id, _ in pairs}
+    hashes = {sha256 for _, sha256 in pairs}
+    found = await session.scalars(
+        select(Document).where(Document.user_id.in_(users), Document.sha256.in_(hashes))
     )
+    return [document for document in found if (document.user_id, document.sha256) in pairs]
 
 
 async def list_documents(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +17,7 @@ from arq.utils import timestamp_ms, to_unix_ms
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from docdigest.core.db import add_unless_exists, after_commit, utcnow
+from docdigest.core.db import add_all_unless_exist, after_commit, utcnow
 from docdigest.jobs.context import current_job_id, request_id
 from docdigest.jobs.models import JobRun, JobStatus
 from docdigest.jobs.wakeup import WAKE_TOKENS_MAX, wake_key
@@ -25,6 +27,27 @@ if TYPE_CHECKING:
     from docdigest.jobs.registry import JobSpec
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One job to record: `spec(**kwargs)`, when it may start, and its unique key.
+
+    The request and the job it was enqueued from are read when the call is made, so
+    a call built on behalf of a request keeps that request's id.
+    """
+
+    spec: JobSpec
+    kwargs: dict[str, Any]
+    defer_by: timedelta | None = None
+    defer_until: datetime | None = None
+    key: str | None = None
+    request_id: str | None = field(default_factory=request_id.get)
+    parent_id: str | None = field(default_factory=current_job_id.get)
+
+    def __post_init__(self) -> None:
+        if self.defer_by is not None and self.defer_until is not None:
+            raise ValueError("use defer_by or defer_until, not both")
 
 
 async def enqueue(
@@ -42,41 +65,71 @@ async def enqueue(
     With `key`, the job is unique: enqueueing the same key again returns the
     existing row and queues nothing.
     """
-    if defer_by is not None and defer_until is not None:
-        raise ValueError("use defer_by or defer_until, not both")
-    now = utcnow()
-    scheduled_at = defer_until or (now + defer_by if defer_by else None)
-    run = await add_unless_exists(
-        session,
-        JobRun,
-        {
-            "id": uuid.uuid4().hex,
-            "function": spec.name,
-            "args": kwargs,
-            "status": JobStatus.DEFERRED if scheduled_at else JobStatus.QUEUED,
-            "attempts": 0,
-            "series": 1,
-            "max_tries": spec.policy(settings_of(session)).max_tries,
-            "key": key,
-            "subject": spec.subject_for(kwargs),
-            "request_id": request_id.get(),
-            "parent_id": current_job_id.get(),
-            "enqueued_at": now,
-            "scheduled_at": scheduled_at,
-        },
-    )
-    if run is None:
-        # The key is taken (by an earlier enqueue, or a concurrent one that committed):
-        # that job stands, and nothing new is queued.
-        existing = await session.scalar(select(JobRun).where(JobRun.key == key))
-        if existing is None:
-            raise RuntimeError(f"job key {key!r} is taken, yet no job holds it")
-        return existing
-
-    queue: ArqRedis | None = session.info.get("queue")
-    if queue is not None:
-        after_commit(session, lambda: push(queue, run))
+    [run] = await enqueue_all(session, [Call(spec, kwargs, defer_by, defer_until, key)])
     return run
+
+
+async def enqueue_all(session: AsyncSession, calls: Sequence[Call]) -> list[JobRun]:
+    """`enqueue` for several jobs, with one insert; the runs come back in `calls` order."""
+    now = utcnow()
+    rows = [_ledger_row(session, call, now) for call in calls]
+    added = {run.id: run for run in await add_all_unless_exist(session, JobRun, rows)}
+    runs = []
+    for row in rows:
+        run = added.get(row["id"])
+        if run is None:
+            # The key is taken (by an earlier enqueue, or a concurrent one that
+            # committed): that job stands, and nothing new is queued.
+            key = row["key"]
+            run = await session.scalar(select(JobRun).where(JobRun.key == key))
+            if run is None:
+                raise RuntimeError(f"job key {key!r} is taken, yet no job holds it")
+        runs.append(run)
+    queue: ArqRedis | None = session.info.get("queue")
+    if queue is not None and added:
+        push_after_commit(session, queue, list(added.values()))
+    return runs
+
+
+def _ledger_row(session: AsyncSession, call: Call, now: datetime) -> dict[str, Any]:
+    scheduled_at = call.defer_until or (now + call.defer_by if call.defer_by else None)
+    return {
+        "id": uuid.uuid4().hex,
+        "function": call.spec.name,
+        "args": call.kwargs,
+        "status": JobStatus.DEFERRED if scheduled_at else JobStatus.QUEUED,
+        "attempts": 0,
+        "series": 1,
+        "max_tries": call.spec.policy(settings_of(session)).max_tries,
+        "key": call.key,
+        "subject": call.spec.subject_for(call.kwargs),
+        "request_id": call.request_id,
+        "parent_id": call.parent_id,
+        "enqueued_at": now,
+        "scheduled_at": scheduled_at,
+    }
+
+
+class _Pushes:
+    """The after-commit callback that pushes a transaction's new jobs."""
+
+    def __init__(self, queue: ArqRedis) -> None:
+        self.queue = queue
+        self.runs: list[JobRun] = []
+
+    async def __call__(self) -> None:
+        await push_all(self.queue, self.runs)
+
+
+def push_after_commit(session: AsyncSession, queue: ArqRedis, runs: list[JobRun]) -> None:
+    """Push `runs` once `session` commits (dropped on rollback). Every run one
+    transaction queues goes to Redis in the same round trip."""
+    waiting = session.info.get("after_commit", ())
+    pushes = next((callback for callback in waiting if isinstance(callback, _Pushes)), None)
+    if pushes is None:
+        pushes = _Pushes(queue)
+        after_commit(session, pushes)
+    pushes.runs.extend(runs)
 
 
 #: A reserved keyword in each pushed job: what the worker would otherwise read from the
@@ -125,7 +178,32 @@ return 1
 """
 
 
+async def push_all(queue: ArqRedis, runs: Sequence[JobRun]) -> int:
+    """`push` for several runs in one pipeline; returns how many were pushed."""
+    if len(runs) <= 1:
+        return sum([await push(queue, run) for run in runs])
+    script = queue.register_script(_PUSH_SCRIPT)
+    try:
+        async with queue.pipeline(transaction=False) as pipe:
+            for run in runs:
+                keys, args = _push_arguments(queue, run)
+                await script(keys=keys, args=args, client=pipe)
+            pushed = await pipe.execute()
+    except Exception:
+        log.warning(
+            "push failed, the reconciler will retry", extra={"job_ids": [run.id for run in runs]}
+        )
+        return 0
+    return sum(map(bool, pushed))
+
+
 async def _push(queue: ArqRedis, run: JobRun) -> bool:
+    keys, args = _push_arguments(queue, run)
+    pushed = await queue.register_script(_PUSH_SCRIPT)(keys=keys, args=args)
+    return bool(pushed)
+
+
+def _push_arguments(queue: ArqRedis, run: JobRun) -> tuple[list[str], list[Any]]:
     now_ms = timestamp_ms()
     score = to_unix_ms(run.scheduled_at) if run.scheduled_at else now_ms
     expires_ms = max(score - now_ms, 0) + queue.expires_extra_ms
@@ -137,14 +215,10 @@ async def _push(queue: ArqRedis, run: JobRun) -> bool:
         now_ms,
         serializer=queue.job_serializer,
     )
-    script = queue.register_script(_PUSH_SCRIPT)
-    pushed = await script(
-        keys=[
-            job_key_prefix + run.id,
-            result_key_prefix + run.id,
-            queue.default_queue_name,
-            wake_key(queue.default_queue_name),
-        ],
-        args=[expires_ms, payload, score, run.id, int(score <= now_ms), WAKE_TOKENS_MAX],
-    )
-    return bool(pushed)
+    keys = [
+        job_key_prefix + run.id,
+        result_key_prefix + run.id,
+        queue.default_queue_name,
+        wake_key(queue.default_queue_name),
+    ]
+    return keys, [expires_ms, payload, score, run.id, int(score <= now_ms), WAKE_TOKENS_MAX]

@@ -23,8 +23,8 @@ from arq.jobs import JobResult, deserialize_result
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from docdigest.core.db import after_commit, commit, utcnow
-from docdigest.jobs.enqueue import push
+from docdigest.core.db import commit, utcnow
+from docdigest.jobs.enqueue import push_after_commit
 from docdigest.jobs.models import PENDING_STATUSES, JobRun, JobStatus
 from docdigest.jobs.registry import JobSpec
 
@@ -69,7 +69,7 @@ async def reconcile(
                 continue
             if run.status == JobStatus.RUNNING:
                 run.status = JobStatus.QUEUED
-            _push_after_commit(session, queue, run)
+            push_after_commit(session, queue, [run])
             repaired += 1
     if repaired:
         log.info("reconciled jobs", extra={"repaired": repaired})
@@ -110,13 +110,6 @@ def _repair_from_result(run: JobRun, result: JobResult | None) -> bool:
 def _aware(moment: datetime) -> datetime:
     # Arq builds these with the ARQ_TIMEZONE (or none: the local time) of its process.
     return moment.astimezone(UTC)
-
-
-def _push_after_commit(session: AsyncSession, queue: ArqRedis, run: JobRun) -> None:
-    async def push_run() -> None:
-        await push(queue, run)
-
-    after_commit(session, push_run)
 
 
 def reconcile_cron(specs: list[JobSpec]) -> CronJob:
