@@ -97,9 +97,9 @@ async def test_several_jobs_go_in_with_one_insert_and_reach_the_queue_together(
         event.listen(
             session.get_bind(),
             "before_cursor_execute",
-            lambda _c, _cur, statement, *_a: inserts.append(statement)
-            if statement.startswith("INSERT")
-            else None,
+            lambda _c, _cur, statement, *_a: (
+                inserts.append(statement) if statement.startswith("INSERT") else None
+            ),
         )
         runs = await enqueue_all(
             session,
