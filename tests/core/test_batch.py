@@ -35,6 +35,18 @@ class Ledger:
         return [ValueError(f"odd {item}") if item % 2 else item * 10 for item in items]
 
 
+async def during_a_write(
+    batches: GroupCommit[int, int], ledger: Ledger, items: Sequence[int]
+) -> list[asyncio.Task[int]]:
+    """Submit 2 and hold its write; submit `items` meanwhile. Release with `ledger.release`."""
+    ledger.release.clear()
+    first = asyncio.create_task(batches.submit(2))
+    await ledger.writing.wait()
+    rest = [asyncio.create_task(batches.submit(item)) for item in items]
+    await settle()
+    return [first, *rest]
+
+
 async def test_a_lone_item_is_written_at_once_by_itself() -> None:
     ledger = Ledger()
     batches = GroupCommit(ledger.write)
@@ -45,15 +57,9 @@ async def test_a_lone_item_is_written_at_once_by_itself() -> None:
 
 async def test_items_arriving_during_a_write_go_together_in_the_next() -> None:
     ledger = Ledger()
-    ledger.release.clear()
-    batches = GroupCommit(ledger.write)
-    first = asyncio.create_task(batches.submit(2))
-    await ledger.writing.wait()
-    rest = [asyncio.create_task(batches.submit(item)) for item in (4, 6, 8)]
-    await asyncio.sleep(0)
+    tasks = await during_a_write(GroupCommit(ledger.write), ledger, (4, 6, 8))
     ledger.release.set()
-    assert await first == 20
-    assert [await task for task in rest] == [40, 60, 80]
+    assert await asyncio.gather(*tasks) == [20, 40, 60, 80]
     assert ledger.batches == [[2], [4, 6, 8]]
 
 
@@ -83,27 +89,16 @@ async def test_an_item_error_is_that_items_alone() -> None:
 
 async def test_a_failed_batch_is_written_again_item_by_item() -> None:
     ledger = Ledger()
-    ledger.release.clear()
-    batches = GroupCommit(ledger.write)
-    first = asyncio.create_task(batches.submit(2))
-    await ledger.writing.wait()
-    tasks = [asyncio.create_task(batches.submit(item)) for item in (4, -2, 6)]
-    await asyncio.sleep(0)
+    tasks = await during_a_write(GroupCommit(ledger.write), ledger, (4, -2, 6))
     ledger.release.set()
-    assert await first == 20
-    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
-    assert outcomes == [40, -20, 60]  # alone, -2 is written fine
+    assert await asyncio.gather(*tasks) == [20, 40, -20, 60]  # alone, -2 is written fine
     assert ledger.batches == [[2], [4, -2, 6], [4], [-2], [6]]
 
 
 async def test_a_cancelled_submitter_still_has_its_item_written() -> None:
     ledger = Ledger()
-    ledger.release.clear()
     batches = GroupCommit(ledger.write)
-    first = asyncio.create_task(batches.submit(2))
-    await ledger.writing.wait()
-    gone = asyncio.create_task(batches.submit(4))
-    await asyncio.sleep(0)
+    first, gone = await during_a_write(batches, ledger, (4,))
     gone.cancel()
     ledger.release.set()
     assert await first == 20
