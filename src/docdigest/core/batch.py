@@ -4,7 +4,7 @@ into the next batch, written in one transaction.
 A transaction's fixed costs (the statements' round trips, the commit, the push to
 Redis) are most of what a small write costs. Paid once per batch, they shrink per
 item as load grows, which is when it matters. Nothing waits on a timer: an item
-submitted while no batch is running is written at once, alone, so a quiet service
+submitted while a writer is free is written at once, alone, so a quiet service
 answers as fast as before.
 """
 
