@@ -173,3 +173,33 @@ async def test_a_slow_upload_holds_no_database_connection(
     response = await sending
     assert response.status_code == 202
     assert response.json()["size"] == len(text(1))
+
+
+class UndeletableStorage(Storage):
+    """The file store refusing deletes, as an object store can during an outage."""
+
+    async def delete(self, key: str) -> bool:
+        raise OSError("the file store refused the delete")
+
+
+async def test_a_copy_that_cannot_be_removed_does_not_fail_the_upload(
+    alice: Account, db: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    """A duplicate's stored copy is removed after the commit. If that fails, the upload
+    is still answered as the duplicate it is, and nothing is written twice."""
+    intake = Intake(db, UndeletableStorage(root=settings.files_dir), settings)
+
+    def received(name: str) -> ReceivedFile:
+        path = settings.upload_tmp_dir / f"upload-{name}.part"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(text(7))
+        return ReceivedFile("file", name, path, len(text(7)), "7" * 64, TEXT)
+
+    first = await intake.accept(alice.id, received("a.txt"))
+    again = await intake.accept(alice.id, received("b.txt"))
+
+    assert (first.duplicate, again.duplicate) == (False, True)
+    assert again.document.id == first.document.id
+    async with db() as session:
+        assert len((await session.scalars(select(JobRun))).all()) == 1
+    assert len(stored_files(settings)) == 2  # the duplicate's copy stayed behind

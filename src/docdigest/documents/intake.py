@@ -9,6 +9,7 @@ at once, as before.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,6 +21,8 @@ from docdigest.documents.service import Accepted, Stored, add_documents, check_u
 from docdigest.documents.storage import Storage, new_key
 from docdigest.documents.upload import ReceivedFile
 from docdigest.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class Intake:
@@ -73,9 +76,17 @@ class Intake:
             # A failed batch is written again upload by upload; a lone upload that
             # fails has failed for good, and its stored copy goes.
             if len(uploads) == 1:
-                await self._storage.delete(uploads[0].key)
+                await self._discard(uploads[0].key)
             raise
         for upload, outcome in zip(uploads, outcomes, strict=True):
             if not isinstance(outcome, Accepted) or outcome.duplicate:
-                await self._storage.delete(upload.key)
+                await self._discard(upload.key)
         return outcomes
+
+    async def _discard(self, key: str) -> None:
+        """Remove a stored copy no document holds. Best effort: the rows are already
+        decided, and a copy left behind is only wasted space."""
+        try:
+            await self._storage.delete(key)
+        except Exception:
+            log.warning("could not remove an unclaimed upload", extra={"storage_key": key})
