@@ -24,7 +24,7 @@ from aiosmtpd.controller import Controller
 from arq.connections import ArqRedis
 from arq.worker import Worker
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from docdigest.core.db import Base, create_engine, create_sessionmaker, create_tables
@@ -229,3 +229,18 @@ def run_command(*args: str, env: dict[str, str] | None = None, timeout: float = 
     )
     assert result.returncode == 0, f"{args} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
+
+
+def record_statements(engine: Engine, start: str, *names: str) -> list[str]:
+    """Every statement `engine` runs from now on that starts with `start` (in any case)
+    and, when `names` are given, names one of them."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith(start.upper()) and (
+            not names or any(name in statement for name in names)
+        ):
+            seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    return seen

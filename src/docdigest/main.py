@@ -27,6 +27,7 @@ from docdigest.mail.routes import router as dev_mail_router
 from docdigest.settings import Settings, get_settings
 from docdigest.users.csrf import CsrfCookieMiddleware
 from docdigest.users.routes import router as users_router
+from docdigest.users.sessions import TokenCheck
 from docdigest.web.errors import error_page, install_error_pages, wants_html
 from docdigest.web.pages import router as pages_router
 
@@ -44,10 +45,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.arq = queue
         app.state.sessionmaker = create_sessionmaker(engine, queue=queue, settings=settings)
         app.state.intake = Intake(app.state.sessionmaker, Storage.from_settings(settings), settings)
+        app.state.token_check = TokenCheck(app.state.sessionmaker)
         try:
             yield
         finally:
             await app.state.intake.wait_idle()
+            await app.state.token_check.wait_idle()
             await queue.aclose()
             await engine.dispose()
 

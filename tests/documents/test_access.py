@@ -87,3 +87,17 @@ async def test_delete_removes_the_row_and_its_files(
     gone = await client.get(f"/api/documents/{alices_document}", headers=alice.headers)
     assert gone.status_code == 404
     assert [p for p in files_dir.rglob("*") if p.is_file()] == []
+
+
+async def test_an_upload_after_logout_is_refused(
+    client: httpx.AsyncClient, alice: Account, upload: Upload
+) -> None:
+    """Checks are shared, answers are not kept: a session ended a moment ago no longer
+    lets its uploads in."""
+    assert (await upload(alice, "a.txt", b"first words")).status_code == 202
+
+    assert (await client.post("/api/logout", headers=alice.headers)).status_code == 204
+
+    refused = await upload(alice, "b.txt", b"second words")
+    assert refused.status_code == 401
+    assert refused.json()["detail"] == "not logged in"

@@ -1,18 +1,17 @@
-"""Uploads that arrive together are written together (one transaction for many), and
-each still gets its own document, its own job under its own request id, and its own
-error; a slow upload holds no database connection while its body arrives."""
+"""Uploads that arrive together are written together (one transaction for many, their
+tokens checked in one lookup), and each still gets its own document, its own job under
+its own request id, and its own error; a slow upload holds no database connection while
+its body arrives."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
-import pytest
 from fastapi import FastAPI
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -23,7 +22,7 @@ from docdigest.documents.storage import Storage
 from docdigest.documents.upload import ReceivedFile
 from docdigest.jobs.models import JobRun
 from docdigest.settings import Settings
-from tests.conftest import RunWorker
+from tests.conftest import RunWorker, record_statements
 from tests.documents.conftest import Account, Upload
 
 UPLOADS = 24
@@ -37,27 +36,17 @@ def text(n: int) -> bytes:
     return f"Upload number {n}. The quick brown fox jumps over the lazy dog.\n".encode() * 50
 
 
-@pytest.fixture
-def document_inserts(app: FastAPI) -> list[str]:
-    """Every INSERT into documents the app's engine runs."""
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO DOCUMENTS"):
-            seen.append(statement)
-
-    event.listen(app.state.engine.sync_engine, "before_cursor_execute", record)
-    return seen
-
-
 async def test_uploads_arriving_together_share_a_transaction_and_each_is_processed(
     client: httpx.AsyncClient,
     alice: Account,
     bob: Account,
+    app: FastAPI,
     db: async_sessionmaker[AsyncSession],
-    document_inserts: list[str],
     run_worker: RunWorker,
 ) -> None:
+    document_inserts = record_statements(app.state.engine.sync_engine, "INSERT INTO documents")
+    token_lookups = record_statements(app.state.engine.sync_engine, "SELECT", "login_sessions")
+
     async def send(n: int) -> httpx.Response:
         account = alice if n % 2 else bob
         return await client.post(
@@ -74,6 +63,8 @@ async def test_uploads_arriving_together_share_a_transaction_and_each_is_process
     assert [r.json()["filename"] for r in responses] == [f"n{n}.txt" for n in range(UPLOADS)]
     # Fewer inserts than uploads: uploads that came in during a write shared the next.
     assert 1 <= len(document_inserts) < UPLOADS
+    # And fewer token lookups: tokens that came in during a lookup shared the next.
+    assert 1 <= len(token_lookups) < UPLOADS
     async with db() as session:
         documents = {d.id: d for d in await session.scalars(select(Document))}
         jobs = (await session.scalars(select(JobRun))).all()

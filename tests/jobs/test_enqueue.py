@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from docdigest.core.db import commit, rollback
@@ -10,7 +10,7 @@ from docdigest.core.queue import connect_queue
 from docdigest.jobs import Call, JobContext, enqueue, enqueue_all, job
 from docdigest.jobs.models import JobRun, JobStatus
 from docdigest.settings import Settings
-from tests.conftest import RunWorker
+from tests.conftest import RunWorker, record_statements
 
 seen: list[int] = []
 
@@ -92,15 +92,8 @@ async def test_several_jobs_go_in_with_one_insert_and_reach_the_queue_together(
     async with db() as session:  # recorded, never pushed: no queue on this session
         held = await enqueue(session, record_number, key="number:5", n=5)
         await commit(session)
-    inserts: list[str] = []
     async with db(info={"queue": queue}) as session:
-        event.listen(
-            session.get_bind(),
-            "before_cursor_execute",
-            lambda _c, _cur, statement, *_a: (
-                inserts.append(statement) if statement.startswith("INSERT") else None
-            ),
-        )
+        inserts = record_statements(session.get_bind(), "INSERT")
         runs = await enqueue_all(
             session,
             [

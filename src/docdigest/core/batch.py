@@ -6,6 +6,9 @@ Redis) are most of what a small write costs. Paid once per batch, they shrink pe
 item as load grows, which is when it matters. Nothing waits on a timer: an item
 submitted while a writer is free is written at once, alone, so a quiet service
 answers as fast as before.
+
+Reads batch the same way: the token checks of requests that arrive together share
+one lookup (`users/sessions.py` `TokenCheck`).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from docdigest.core.db import SessionDep, autocommit, commit
+from docdigest.core.db import SessionDep
 from docdigest.core.errors import AppError, Forbidden, NotFound, Unauthorized, Unprocessable
 from docdigest.documents import service, sniff
 from docdigest.documents.downloads import bytes_chunks, file_response
@@ -29,7 +29,7 @@ from docdigest.settings import Settings
 from docdigest.users.auth import CSRF_FIELD, CSRF_HEADER, CurrentUser, request_token
 from docdigest.users.csrf import csrf_token, is_bearer
 from docdigest.users.models import User
-from docdigest.users.sessions import user_for_token
+from docdigest.users.sessions import TokenCheck
 
 router = APIRouter(prefix="/api/documents", tags=["documents"])
 
@@ -57,22 +57,20 @@ async def get_intake(request: Request) -> Intake:
 IntakeDep = Annotated[Intake, Depends(get_intake)]
 
 
-async def upload_user(request: Request, session: SessionDep) -> User:
+async def upload_user(request: Request) -> User:
     """The logged-in uploader, checked before a byte of the body is read.
 
     `CurrentUser` would read a form's CSRF field with `request.form()`, which
     buffers the whole upload; here the field is read from the stream instead
     (see `_check_csrf`), and a header token is checked at once.
 
-    The lookup is its own transaction, and the database connection goes back to the
-    pool before the body is read: a slow client holds no connection.
+    The token is checked together with those of other requests arriving at the same
+    time (`TokenCheck`), in a transaction of its own, so a slow client holds no
+    database connection while its body arrives.
     """
     token = request_token(request)
-    user = None
-    if token:
-        await autocommit(session)
-        user = await user_for_token(session, token)
-        await commit(session)
+    token_check: TokenCheck = request.app.state.token_check
+    user = await token_check.user(token) if token else None
     if user is None:
         raise Unauthorized("not logged in")
     sent = request.headers.get(CSRF_HEADER)

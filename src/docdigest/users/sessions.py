@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from datetime import timedelta
 
 from sqlalchemy import bindparam, delete, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from docdigest.core.db import utcnow
+from docdigest.core.batch import GroupCommit
+from docdigest.core.db import autocommit, commit, utcnow
 from docdigest.jobs.enqueue import settings_of
 from docdigest.users.models import AccessToken, LoginSession, User
 
@@ -52,30 +54,84 @@ async def close_all_sessions(
 
 # Built once: they run on every authenticated request, and a statement object keeps
 # its SQLAlchemy cache key, so only the parameters change from one request to the next.
-_ACCESS_TOKEN = select(AccessToken).where(AccessToken.token_hash == bindparam("token_hash"))
-# One query for session and user. An expired row goes at this user's next login
-# (see open_session).
-_SESSION_USER = (
-    select(User)
-    .join(LoginSession, LoginSession.user_id == User.id)
+_ACCESS_TOKEN_USERS = (
+    select(AccessToken, User)
+    .join(User, User.id == AccessToken.user_id)
+    .where(AccessToken.token_hash.in_(bindparam("token_hashes", expanding=True)))
+)
+# One query for sessions and their users. An expired row goes at its user's next
+# login (see open_session).
+_SESSION_USERS = (
+    select(LoginSession.token_hash, User)
+    .join(User, User.id == LoginSession.user_id)
     .where(
-        LoginSession.token_hash == bindparam("token_hash"),
+        LoginSession.token_hash.in_(bindparam("token_hashes", expanding=True)),
         LoginSession.expires_at > bindparam("now"),
     )
 )
+#: How stale an access token's `last_used_at` may be before a use writes it again.
+LAST_USED_PRECISION = timedelta(minutes=5)
 
 
 async def user_for_token(session: AsyncSession, token: str) -> User | None:
     """The user a session token or personal access token belongs to, if it is still valid."""
+    return (await users_for_tokens(session, [token]))[0]
+
+
+async def users_for_tokens(session: AsyncSession, tokens: Sequence[str]) -> list[User | None]:
+    """`user_for_token` for each of `tokens`, in at most two queries: one for login
+    sessions and one for access tokens."""
     now = utcnow()
-    if token.startswith(PAT_PREFIX):
-        pat = await session.scalar(_ACCESS_TOKEN, {"token_hash": hash_token(token)})
-        if pat is None:
-            return None
-        if pat.last_used_at is None or now - pat.last_used_at > timedelta(minutes=5):
-            pat.last_used_at = now
-        return await session.get(User, pat.user_id)
-    return await session.scalar(_SESSION_USER, {"token_hash": hash_token(token), "now": now})
+    hashes = [hash_token(token) for token in tokens]
+    by_kind: dict[bool, list[str]] = {True: [], False: []}
+    for token, token_hash in zip(tokens, hashes, strict=True):
+        by_kind[token.startswith(PAT_PREFIX)].append(token_hash)
+    found: dict[str, User] = {}
+    if by_kind[False]:
+        sessions = await session.execute(
+            _SESSION_USERS, {"token_hashes": sorted(set(by_kind[False])), "now": now}
+        )
+        found.update((token_hash, user) for token_hash, user in sessions)
+    if by_kind[True]:
+        pats = await session.execute(
+            _ACCESS_TOKEN_USERS, {"token_hashes": sorted(set(by_kind[True]))}
+        )
+        for pat, user in pats:
+            found[pat.token_hash] = user
+            if pat.last_used_at is None or now - pat.last_used_at > LAST_USED_PRECISION:
+                pat.last_used_at = now  # written when the caller commits
+    return [found.get(token_hash) for token_hash in hashes]
+
+
+class TokenCheck:
+    """Checks the tokens of one process's requests, several in one lookup.
+
+    Tokens that arrive while a lookup is running share the next one, as uploads
+    share a transaction (`core/batch.py`): under load, most of a check's cost is the
+    lookup's fixed cost, paid once for many requests. A lone token is looked up at
+    once. Each lookup is a short transaction of its own, so no request holds a
+    database connection after its check.
+
+    The users it returns are detached from any session and may be shared between
+    requests: read them, do not change them.
+    """
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._sessionmaker = sessionmaker
+        self._lookups: GroupCommit[str, User | None] = GroupCommit(self._look_up, writers=2)
+
+    async def user(self, token: str) -> User | None:
+        return await self._lookups.submit(token)
+
+    async def wait_idle(self) -> None:
+        await self._lookups.wait_idle()
+
+    async def _look_up(self, tokens: Sequence[str]) -> list[User | None]:
+        async with self._sessionmaker() as session:
+            await autocommit(session)
+            users = await users_for_tokens(session, tokens)
+            await commit(session)  # an access token's last use, when it changed
+        return users
 
 
 async def create_access_token(

@@ -1,0 +1,69 @@
+"""Tokens that arrive together are checked in one lookup, and each still gets its own
+answer: its own user, nobody for a token that is unknown, expired or revoked, and an
+access token's last use recorded."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from docdigest.core.db import commit, utcnow
+from docdigest.users.models import AccessToken, LoginSession, User
+from docdigest.users.sessions import TokenCheck, create_access_token, hash_token, open_session
+from tests.conftest import record_statements
+
+
+@pytest.fixture
+def token_queries(db: async_sessionmaker[AsyncSession]) -> list[str]:
+    """Every lookup of a login session or access token through `db`."""
+    return record_statements(db.kw["bind"].sync_engine, "SELECT", "login_sessions", "access_tokens")
+
+
+async def new_user(session: AsyncSession, name: str) -> User:
+    user = User(email=f"{name.lower()}@example.com", name=name, password_hash="-")
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def test_tokens_arriving_together_share_one_lookup_and_each_gets_its_own_user(
+    db: async_sessionmaker[AsyncSession], token_queries: list[str]
+) -> None:
+    async with db() as session:
+        alice, bob, carol = [await new_user(session, n) for n in ("Alice", "Bob", "Carol")]
+        alices = await open_session(session, alice)
+        _, bobs = await create_access_token(session, bob, "script")
+        carols = await open_session(session, carol)
+        await session.execute(
+            update(LoginSession)
+            .where(LoginSession.token_hash == hash_token(carols))
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+        await commit(session)
+    check = TokenCheck(db)
+    tokens = [alices, bobs, carols, "not-a-token", "ddp_not-a-token-either", alices]
+
+    users = await asyncio.gather(*(check.user(token) for token in tokens))
+
+    assert [u.name if u else None for u in users] == ["Alice", "Bob", None, None, None, "Alice"]
+    # One query for the login sessions and one for the access tokens, not one per token.
+    assert len(token_queries) == 2
+    async with db() as session:
+        pat = await session.scalar(select(AccessToken))
+    assert pat is not None and pat.last_used_at is not None  # its use was recorded
+
+
+async def test_a_lone_token_is_checked_at_once(
+    db: async_sessionmaker[AsyncSession], token_queries: list[str]
+) -> None:
+    async with db() as session:
+        token = await open_session(session, await new_user(session, "Alice"))
+        await commit(session)
+    check = TokenCheck(db)
+
+    assert [(await check.user(token)) is not None for _ in range(3)] == [True] * 3
+    assert len(token_queries) == 3  # nothing is kept between checks
