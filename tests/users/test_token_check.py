@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -15,6 +17,7 @@ from docdigest.core.db import commit, utcnow
 from docdigest.users.models import AccessToken, LoginSession, User
 from docdigest.users.sessions import TokenCheck, create_access_token, hash_token, open_session
 from tests.conftest import record_statements
+from tests.documents.conftest import make_account
 
 
 @pytest.fixture
@@ -67,3 +70,38 @@ async def test_a_lone_token_is_checked_at_once(
 
     assert [(await check.user(token)) is not None for _ in range(3)] == [True] * 3
     assert len(token_queries) == 3  # nothing is kept between checks
+
+
+async def test_requests_arriving_together_share_lookups_and_each_sees_its_own_account(
+    app: FastAPI, client: httpx.AsyncClient, db: async_sessionmaker[AsyncSession]
+) -> None:
+    alice, bob = await make_account(db, "Alice"), await make_account(db, "Bob")
+    lookups = record_statements(app.state.engine.sync_engine, "SELECT", "login_sessions")
+    requests = 16
+
+    answers = await asyncio.gather(
+        *(client.get("/api/me", headers=(alice, bob)[n % 2].headers) for n in range(requests))
+    )
+
+    assert [a.status_code for a in answers] == [200] * requests
+    assert [a.json()["email"] for a in answers] == [alice.email, bob.email] * (requests // 2)
+    assert 1 <= len(lookups) < requests
+
+
+async def test_a_route_can_change_the_user_it_was_given(
+    client: httpx.AsyncClient, db: async_sessionmaker[AsyncSession]
+) -> None:
+    """The check's users are shared between requests; a route changes its own copy."""
+    alice = await make_account(db, "Alice")
+
+    changed, seen = await asyncio.gather(
+        client.patch("/api/me", json={"name": "Alice B."}, headers=alice.headers),
+        client.get("/api/me", headers=alice.headers),
+    )
+
+    assert changed.status_code == 200 and changed.json()["name"] == "Alice B."
+    assert seen.status_code == 200 and seen.json()["name"] in {"Alice", "Alice B."}
+    assert (await client.get("/api/me", headers=alice.headers)).json()["name"] == "Alice B."
+    async with db() as session:
+        stored = await session.scalar(select(User).where(User.id == alice.id))
+    assert stored is not None and stored.name == "Alice B."

@@ -1,5 +1,8 @@
 """Who is asking: the session cookie or a bearer token, as FastAPI dependencies.
 
+Tokens are checked by the process's `TokenCheck` (`users/sessions.py`), which looks
+up the tokens of requests that arrive together in one query and keeps nothing.
+
 `CurrentUser` also enforces CSRF on cookie-authenticated state-changing requests,
 so no route that acts for a logged-in browser can forget it.
 """
@@ -23,7 +26,7 @@ from docdigest.users.csrf import (
     is_bearer,
 )
 from docdigest.users.models import User
-from docdigest.users.sessions import open_session, user_for_token
+from docdigest.users.sessions import TokenCheck, open_session
 
 __all__ = [
     "CSRF_FIELD",
@@ -51,7 +54,15 @@ def request_token(request: Request) -> str | None:
 
 async def optional_user(request: Request, session: SessionDep) -> User | None:
     token = request_token(request)
-    user = await user_for_token(session, token) if token else None
+    user = None
+    if token:
+        # Checked together with the tokens of other requests arriving at the same time.
+        token_check: TokenCheck = request.app.state.token_check
+        checked = await token_check.user(token)
+        if checked is not None:
+            # The check's user belongs to no session; the route gets a copy in its own
+            # session, which it may change (PATCH /api/me), without a query.
+            user = await session.merge(checked, load=False)
     if user is not None:
         await check_csrf(request)
     request.state.user = user
