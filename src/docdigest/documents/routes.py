@@ -26,10 +26,9 @@ from docdigest.documents.schemas import (
 from docdigest.documents.storage import Storage
 from docdigest.documents.upload import SINGLE_FIELD, ReceivedForm, receive_files
 from docdigest.settings import Settings
-from docdigest.users.auth import CSRF_FIELD, CSRF_HEADER, CurrentUser, request_token
+from docdigest.users.auth import CSRF_FIELD, CSRF_HEADER, CurrentUser, token_user
 from docdigest.users.csrf import csrf_token, is_bearer
 from docdigest.users.models import User
-from docdigest.users.sessions import TokenCheck
 
 router = APIRouter(prefix="/api/documents", tags=["documents"])
 
@@ -68,9 +67,7 @@ async def upload_user(request: Request) -> User:
     time (`TokenCheck`), in a transaction of its own, so a slow client holds no
     database connection while its body arrives.
     """
-    token = request_token(request)
-    token_check: TokenCheck = request.app.state.token_check
-    user = await token_check.user(token) if token else None
+    user = await token_user(request)
     if user is None:
         raise Unauthorized("not logged in")
     sent = request.headers.get(CSRF_HEADER)

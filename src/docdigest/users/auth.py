@@ -42,6 +42,7 @@ __all__ = [
     "open_session",
     "request_token",
     "set_session_cookie",
+    "token_user",
 ]
 
 
@@ -52,17 +53,25 @@ def request_token(request: Request) -> str | None:
     return request.cookies.get(SESSION_COOKIE) or None
 
 
-async def optional_user(request: Request, session: SessionDep) -> User | None:
+async def token_user(request: Request) -> User | None:
+    """The user the request's token belongs to, checked by the process's `TokenCheck`
+    together with the tokens of other requests arriving at the same time.
+
+    The user belongs to no session and may be shared with other requests: read it,
+    do not change it.
+    """
     token = request_token(request)
-    user = None
-    if token:
-        # Checked together with the tokens of other requests arriving at the same time.
-        token_check: TokenCheck = request.app.state.token_check
-        checked = await token_check.user(token)
-        if checked is not None:
-            # The check's user belongs to no session; the route gets a copy in its own
-            # session, which it may change (PATCH /api/me), without a query.
-            user = await session.merge(checked, load=False)
+    if not token:
+        return None
+    token_check: TokenCheck = request.app.state.token_check
+    return await token_check.user(token)
+
+
+async def optional_user(request: Request, session: SessionDep) -> User | None:
+    checked = await token_user(request)
+    # The route gets a copy in its own session, which it may change (PATCH /api/me),
+    # made without a query.
+    user = await session.merge(checked, load=False) if checked is not None else None
     if user is not None:
         await check_csrf(request)
     request.state.user = user

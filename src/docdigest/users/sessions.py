@@ -73,29 +73,22 @@ _SESSION_USERS = (
 LAST_USED_PRECISION = timedelta(minutes=5)
 
 
-async def user_for_token(session: AsyncSession, token: str) -> User | None:
-    """The user a session token or personal access token belongs to, if it is still valid."""
-    return (await users_for_tokens(session, [token]))[0]
-
-
 async def users_for_tokens(session: AsyncSession, tokens: Sequence[str]) -> list[User | None]:
-    """`user_for_token` for each of `tokens`, in at most two queries: one for login
-    sessions and one for access tokens."""
+    """The user each session token or personal access token belongs to, or None where
+    it is unknown or no longer valid; in at most two queries, one for login sessions
+    and one for access tokens."""
     now = utcnow()
     hashes = [hash_token(token) for token in tokens]
-    by_kind: dict[bool, list[str]] = {True: [], False: []}
-    for token, token_hash in zip(tokens, hashes, strict=True):
-        by_kind[token.startswith(PAT_PREFIX)].append(token_hash)
+    pat_hashes = {h for t, h in zip(tokens, hashes, strict=True) if t.startswith(PAT_PREFIX)}
+    session_hashes = set(hashes) - pat_hashes
     found: dict[str, User] = {}
-    if by_kind[False]:
+    if session_hashes:
         sessions = await session.execute(
-            _SESSION_USERS, {"token_hashes": sorted(set(by_kind[False])), "now": now}
+            _SESSION_USERS, {"token_hashes": sorted(session_hashes), "now": now}
         )
         found.update((token_hash, user) for token_hash, user in sessions)
-    if by_kind[True]:
-        pats = await session.execute(
-            _ACCESS_TOKEN_USERS, {"token_hashes": sorted(set(by_kind[True]))}
-        )
+    if pat_hashes:
+        pats = await session.execute(_ACCESS_TOKEN_USERS, {"token_hashes": sorted(pat_hashes)})
         for pat, user in pats:
             found[pat.token_hash] = user
             if pat.last_used_at is None or now - pat.last_used_at > LAST_USED_PRECISION:

@@ -51,16 +51,12 @@ async def _user_of(request: Request) -> User | None:
     Looked up afresh: the request's own session was rolled back by the error, which
     leaves the user it loaded expired and detached.
     """
-    from docdigest.users.auth import request_token
-    from docdigest.users.sessions import user_for_token
+    from docdigest.users.auth import token_user
 
-    token = request_token(request)
-    sessionmaker = getattr(request.app.state, "sessionmaker", None)
-    if not token or sessionmaker is None:
-        return None
+    if getattr(request.app.state, "token_check", None) is None:
+        return None  # the app has not started
     try:
-        async with sessionmaker() as session:
-            return await user_for_token(session, token)
+        return await token_user(request)
     except Exception:  # the page must render even when the database is the problem
         log.warning("could not look up the user for an error page", exc_info=True)
         return None
