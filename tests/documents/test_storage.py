@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,24 @@ async def test_save_read_range_delete(tmp_path: Path) -> None:
     assert await storage.delete(key) is True
     assert await storage.delete(key) is False
     assert not await storage.exists(key)
+
+
+async def test_a_file_on_another_file_system_is_copied_in_and_removed(tmp_path: Path) -> None:
+    """A rename cannot cross file systems (an upload directory on a volume of its own)."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("needs /dev/shm on a file system other than the test's temporary one")
+    storage = Storage(root=tmp_path / "files")
+    data = bytes(range(256)) * 1024
+    with tempfile.TemporaryDirectory(dir=shm) as other:
+        source = Path(other) / "upload.part"
+        source.write_bytes(data)
+        key = new_key("originals")
+
+        await storage.save(key, source)
+
+        assert not source.exists()
+    assert (tmp_path / "files" / key).read_bytes() == data
 
 
 @pytest.mark.parametrize("key", ["../etc/passwd", "originals/../../x", "/abs/path", "texts/a/b"])

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -14,7 +17,7 @@ from docdigest.documents.intake import Intake
 from docdigest.documents.models import Document
 from docdigest.documents.sniff import TEXT
 from docdigest.documents.storage import Storage
-from docdigest.documents.upload import ReceivedFile
+from docdigest.documents.upload import INLINE_BYTES, ReceivedFile, _Sink
 from docdigest.settings import Settings
 from tests.documents import files
 from tests.documents.conftest import Account, Upload
@@ -236,4 +239,45 @@ async def test_a_failed_insert_keeps_no_stored_copy(
     with pytest.raises(IntegrityError):
         await intake.accept(999_999, file)
     assert stored_files(settings) == []
+    assert partial_uploads(settings) == []
+
+
+async def test_a_small_file_is_written_on_the_event_loop_and_a_larger_one_in_a_thread(
+    alice: Account, upload: Upload, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under load, handing a small file to a thread costs more than writing it; a
+    larger one still leaves the event loop free while it is written."""
+    threads: dict[str, list[str]] = {"write": [], "move": []}
+    write, replace = _Sink._write, Path.replace
+
+    def recorded_write(sink: _Sink, data: bytearray, last: bool) -> None:
+        threads["write"].append(threading.current_thread().name)
+        write(sink, data, last)
+
+    def recorded_replace(path: Path, target: Any) -> Path:
+        threads["move"].append(threading.current_thread().name)
+        return replace(path, target)
+
+    monkeypatch.setattr(_Sink, "_write", recorded_write)
+    monkeypatch.setattr(Path, "replace", recorded_replace)
+    loop_thread = threading.current_thread().name
+    line = b"A line of an uploaded text, long enough to fill the file quickly.\n"
+    sizes = {"small": 100 * 1024, "larger": INLINE_BYTES + 100 * 1024}
+    for label, size in sizes.items():
+        threads["write"].clear()
+        threads["move"].clear()
+        data = label.encode() + b" " + line * (size // len(line))
+
+        response = await upload(alice, f"{label}.txt", data)
+
+        assert response.status_code == 202, response.text
+        assert response.json()["sha256"] == hashlib.sha256(data).hexdigest()
+        [stored] = [p for p in stored_files(settings) if p.read_bytes() == data]
+        assert stored.stat().st_size == len(data)
+        # the rename into storage is one metadata call: never worth a thread
+        assert threads["move"] == [loop_thread]
+        if label == "small":
+            assert threads["write"] == [loop_thread]
+        else:
+            assert threads["write"] and loop_thread not in threads["write"]
     assert partial_uploads(settings) == []

@@ -33,6 +33,10 @@ MULTI_FIELD = "files"
 MAX_FILES = 20
 MAX_FIELD_BYTES = 4096
 FLUSH_BYTES = 1024 * 1024
+#: A whole file up to this size is written, hashed and sniffed on the event loop (about
+#: half a millisecond for 256 KB): under load a hand-off to a thread costs more than that,
+#: in threads waking each other for the GIL (docs/performance.md, "a seventh machine").
+INLINE_BYTES = 256 * 1024
 MAX_NAME_CHARS = 255
 # Bidirectional overrides and isolates can make "gpj.exe" display as "exe.jpg".
 _BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -129,8 +133,8 @@ class _Sink:
     and written in a thread while the event loop goes on receiving and parsing the next.
 
     At most one write is in flight, so a file holds two buffers of memory at most. The
-    file is created by the first write, in the thread, and the last write also closes
-    it and runs `inspect` on it: a file that fits in one buffer costs one hand-off.
+    file is created by the first write, and the last write also closes it and runs
+    `inspect` on it. A file of at most INLINE_BYTES is all one write, done on the loop.
     """
 
     def __init__(self, received: ReceivedFile, inspect: Inspect | None) -> None:
@@ -163,6 +167,9 @@ class _Sink:
             return
         if self.buffer or self.ended:
             data, self.buffer = self.buffer, bytearray()
+            if self.ended and self.handle is None and len(data) <= INLINE_BYTES:
+                self._write(data, last=True)
+                return
             writing = asyncio.get_running_loop().run_in_executor(
                 None, self._write, data, self.ended
             )
