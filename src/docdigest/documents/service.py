@@ -52,7 +52,7 @@ async def check_upload(file: ReceivedFile) -> str:
         raise file.error
     if file.size == 0:
         raise Unprocessable(f"'{file.filename}' is empty")
-    # Usually sniffed already, in the thread that wrote the file's last bytes.
+    # Usually sniffed already, right after the file's last bytes were written.
     content_type = file.content_type or await asyncio.to_thread(sniff.sniff, file.path)
     if content_type not in sniff.ALLOWED:
         raise UnsupportedMediaType(

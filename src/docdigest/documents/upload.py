@@ -33,9 +33,9 @@ MULTI_FIELD = "files"
 MAX_FILES = 20
 MAX_FIELD_BYTES = 4096
 FLUSH_BYTES = 1024 * 1024
-#: A whole file up to this size is written, hashed and sniffed on the event loop (about
-#: half a millisecond for 256 KB): under load a hand-off to a thread costs more than that,
-#: in threads waking each other for the GIL (docs/performance.md, "a seventh machine").
+#: A whole file up to this size is written, hashed and sniffed on the event loop (under
+#: a millisecond for 256 KB): under load a hand-off to a thread costs more than that, in
+#: threads waking each other for the GIL (docs/performance.md, "a seventh machine").
 INLINE_BYTES = 256 * 1024
 MAX_NAME_CHARS = 255
 # Bidirectional overrides and isolates can make "gpj.exe" display as "exe.jpg".
@@ -92,8 +92,9 @@ async def receive_files(
 ) -> ReceivedForm:
     """Stream a multipart body into temporary files under `tmp_dir`.
 
-    `inspect` (a type sniffer, say) runs on each complete file in the thread that
-    wrote its last bytes; its answer is the file's `content_type`.
+    `inspect` (a type sniffer, say) runs on each complete file right after its last
+    bytes are written, wherever they were (a small file's on the event loop, a larger
+    one's in a thread); its answer is the file's `content_type`.
     """
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
