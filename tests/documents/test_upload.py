@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from docdigest.core import disk
+from docdigest.core.disk import on_local_disk
 from docdigest.documents.intake import Intake
 from docdigest.documents.models import Document
 from docdigest.documents.sniff import TEXT
@@ -242,11 +245,9 @@ async def test_a_failed_insert_keeps_no_stored_copy(
     assert partial_uploads(settings) == []
 
 
-async def test_a_small_file_is_written_on_the_event_loop_and_a_larger_one_in_a_thread(
-    alice: Account, upload: Upload, settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Under load, handing a small file to a thread costs more than writing it; a
-    larger one still leaves the event loop free while it is written."""
+@pytest.fixture
+def file_threads(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    """The threads that wrote each received file and renamed it into storage."""
     threads: dict[str, list[str]] = {"write": [], "move": []}
     write, replace = _Sink._write, Path.replace
 
@@ -260,13 +261,26 @@ async def test_a_small_file_is_written_on_the_event_loop_and_a_larger_one_in_a_t
 
     monkeypatch.setattr(_Sink, "_write", recorded_write)
     monkeypatch.setattr(Path, "replace", recorded_replace)
-    loop_thread = threading.current_thread().name
+    return threads
+
+
+def text_of(size: int, label: str) -> bytes:
     line = b"A line of an uploaded text, long enough to fill the file quickly.\n"
-    sizes = {"small": 100 * 1024, "larger": INLINE_BYTES + 100 * 1024}
-    for label, size in sizes.items():
-        threads["write"].clear()
-        threads["move"].clear()
-        data = label.encode() + b" " + line * (size // len(line))
+    return label.encode() + b" " + line * (size // len(line))
+
+
+async def test_a_small_file_is_written_on_the_event_loop_and_a_larger_one_in_a_thread(
+    alice: Account, upload: Upload, settings: Settings, file_threads: dict[str, list[str]]
+) -> None:
+    """On a local disk, handing a small file to a thread costs more under load than
+    writing it; a larger one still leaves the event loop free while it is written."""
+    if not on_local_disk(settings.data_dir):
+        pytest.skip("the test's temporary directory is not on a local file system")
+    loop_thread = threading.current_thread().name
+    for label, size in {"small": 100 * 1024, "larger": INLINE_BYTES + 100 * 1024}.items():
+        file_threads["write"].clear()
+        file_threads["move"].clear()
+        data = text_of(size, label)
 
         response = await upload(alice, f"{label}.txt", data)
 
@@ -274,10 +288,43 @@ async def test_a_small_file_is_written_on_the_event_loop_and_a_larger_one_in_a_t
         assert response.json()["sha256"] == hashlib.sha256(data).hexdigest()
         [stored] = [p for p in stored_files(settings) if p.read_bytes() == data]
         assert stored.stat().st_size == len(data)
-        # the rename into storage is one metadata call: never worth a thread
-        assert threads["move"] == [loop_thread]
+        # the rename into storage is one metadata call: never worth a thread here
+        assert file_threads["move"] == [loop_thread]
         if label == "small":
-            assert threads["write"] == [loop_thread]
+            assert file_threads["write"] == [loop_thread]
         else:
-            assert threads["write"] and loop_thread not in threads["write"]
+            assert file_threads["write"] and loop_thread not in file_threads["write"]
     assert partial_uploads(settings) == []
+
+
+async def test_on_a_network_file_system_every_file_call_is_in_a_thread(
+    alice: Account,
+    upload: Upload,
+    settings: Settings,
+    file_threads: dict[str, list[str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """There each call is a round trip to a server, which must not stall the loop.
+    No NFS server runs here, so the mount table is one that puts the data on NFS."""
+    data_dir = os.path.realpath(settings.data_dir)
+    mounts = tmp_path / "mountinfo"
+    mounts.write_text(
+        "22 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw\n"
+        f"95 22 0:52 / {data_dir} rw,relatime - nfs4 files.example:/export rw,vers=4.2\n"
+    )
+    monkeypatch.setattr(disk, "MOUNT_TABLE", mounts)
+    disk.on_local_disk.cache_clear()
+    try:
+        data = text_of(100 * 1024, "small")
+
+        response = await upload(alice, "small.txt", data)
+
+        assert response.status_code == 202, response.text
+        assert response.json()["sha256"] == hashlib.sha256(data).hexdigest()
+        loop_thread = threading.current_thread().name
+        assert len(file_threads["write"]) == 1 and loop_thread not in file_threads["write"]
+        assert len(file_threads["move"]) == 1 and loop_thread not in file_threads["move"]
+        assert [p.read_bytes() for p in stored_files(settings)] == [data]
+    finally:
+        disk.on_local_disk.cache_clear()

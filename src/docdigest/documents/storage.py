@@ -2,7 +2,8 @@
 
 `Storage` is the local-directory backend. Its async methods are the whole contract
 another backend (object storage) implements; blocking file calls run in a thread, but
-for the rename that moves an upload in, which costs less than the hand-off would.
+for the rename that moves an upload in on a local disk, which costs less than the
+hand-off would.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from docdigest.core.disk import on_local_disk
 from docdigest.settings import Settings
 
 CHUNK_SIZE = 256 * 1024
@@ -50,15 +52,13 @@ class Storage:
     async def save(self, key: str, source_path: Path) -> None:
         """Move a finished file (a streamed upload) into storage under `key`.
 
-        Within one file system that is a rename, a metadata call made here; a copy
-        from another file system goes to a thread.
+        On a local disk that is a rename, a metadata call made here. On a network file
+        system, or across file systems (a copy), the calls go to a thread.
         """
         target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            source_path.replace(target)  # noqa: ASYNC240 (a rename costs less than a thread)
-        except OSError:
-            await asyncio.to_thread(_copy, source_path, target)
+        if on_local_disk(self.root) and _rename(source_path, target):
+            return
+        await asyncio.to_thread(_move, source_path, target)
 
     async def put_bytes(self, key: str, data: bytes) -> None:
         await asyncio.to_thread(self._put_bytes, key, data)
@@ -129,6 +129,17 @@ class Storage:
         yield path
 
 
-def _copy(source_path: Path, target: Path) -> None:
-    shutil.copyfile(source_path, target)
-    source_path.unlink()
+def _rename(source_path: Path, target: Path) -> bool:
+    """Rename into place; False when the two are on different file systems."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        source_path.replace(target)
+    except OSError:
+        return False
+    return True
+
+
+def _move(source_path: Path, target: Path) -> None:
+    if not _rename(source_path, target):  # another file system: copy, then remove the source
+        shutil.copyfile(source_path, target)
+        source_path.unlink()

@@ -23,6 +23,7 @@ from urllib.parse import unquote
 from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from docdigest.core.disk import on_local_disk
 from docdigest.core.errors import AppError, PayloadTooLarge, Unprocessable
 
 if TYPE_CHECKING:
@@ -33,9 +34,10 @@ MULTI_FIELD = "files"
 MAX_FILES = 20
 MAX_FIELD_BYTES = 4096
 FLUSH_BYTES = 1024 * 1024
-#: A whole file up to this size is written, hashed and sniffed on the event loop (under
-#: a millisecond for 256 KB): under load a hand-off to a thread costs more than that, in
-#: threads waking each other for the GIL (docs/performance.md, "a seventh machine").
+#: A whole file up to this size is written, hashed and sniffed on the event loop when the
+#: temporary directory is on a local disk (under a millisecond for 256 KB): under load a
+#: hand-off to a thread costs more than that, in threads waking each other for the GIL
+#: (docs/performance.md, "a seventh machine").
 INLINE_BYTES = 256 * 1024
 MAX_NAME_CHARS = 255
 # Bidirectional overrides and isolates can make "gpj.exe" display as "exe.jpg".
@@ -93,8 +95,8 @@ async def receive_files(
     """Stream a multipart body into temporary files under `tmp_dir`.
 
     `inspect` (a type sniffer, say) runs on each complete file right after its last
-    bytes are written, wherever they were (a small file's on the event loop, a larger
-    one's in a thread); its answer is the file's `content_type`.
+    bytes are written, wherever they were (a small file's on the event loop when the
+    disk is local, others in a thread); its answer is the file's `content_type`.
     """
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
@@ -135,12 +137,14 @@ class _Sink:
 
     At most one write is in flight, so a file holds two buffers of memory at most. The
     file is created by the first write, and the last write also closes it and runs
-    `inspect` on it. A file of at most INLINE_BYTES is all one write, done on the loop.
+    `inspect` on it. A file of at most INLINE_BYTES is all one write, done on the loop
+    when `inline` says the disk allows it.
     """
 
-    def __init__(self, received: ReceivedFile, inspect: Inspect | None) -> None:
+    def __init__(self, received: ReceivedFile, inspect: Inspect | None, inline: bool) -> None:
         self.received = received
         self.inspect = inspect
+        self.inline = inline
         self.handle: BinaryIO | None = None
         self.hash = hashlib.sha256()
         self.buffer = bytearray()
@@ -168,7 +172,7 @@ class _Sink:
             return
         if self.buffer or self.ended:
             data, self.buffer = self.buffer, bytearray()
-            if self.ended and self.handle is None and len(data) <= INLINE_BYTES:
+            if self.inline and self.ended and self.handle is None and len(data) <= INLINE_BYTES:
                 self._write(data, last=True)
                 return
             writing = asyncio.get_running_loop().run_in_executor(
@@ -196,6 +200,7 @@ class _Receiver:
     def __init__(self, tmp_dir: Path, max_file_bytes: int, inspect: Inspect | None) -> None:
         tmp_dir.mkdir(parents=True, exist_ok=True)
         self.tmp_dir = tmp_dir
+        self.inline = on_local_disk(tmp_dir)
         self.max_file_bytes = max_file_bytes
         self.inspect = inspect
         self.form = ReceivedForm()
@@ -262,7 +267,7 @@ class _Receiver:
         path = self.tmp_dir / f"upload-{uuid.uuid4().hex}.part"
         self._file = ReceivedFile(field=name, filename=display_name(raw_name), path=path)
         self.form.files.append(self._file)
-        self._sink = _Sink(self._file, self.inspect)
+        self._sink = _Sink(self._file, self.inspect, self.inline)
         self._sinks.append(self._sink)
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
