@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Coroutine, Generator
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -98,3 +101,50 @@ async def test_one_batch_with_whole_attempts_running_jobs_and_late_ends(
 
 def _started(at: datetime) -> Started:
     return Started(request_id=None, parent_id=None, subject=None, series=1, started_at=at)
+
+
+async def test_closing_leaves_no_write_behind(
+    settings: Settings, db: async_sessionmaker[AsyncSession]
+) -> None:
+    """Notes waiting for the flush timer are written by close(), and the timer goes
+    with them: a write woken after close() would find its event loop gone."""
+    now = utcnow()
+    async with db() as session:
+        session.add(
+            JobRun(
+                id="done",
+                function="f",
+                args={},
+                status=JobStatus.QUEUED,
+                max_tries=1,
+                enqueued_at=now,
+            )
+        )
+        await commit(session)
+    flush_s = 0.05
+    engine = create_engine(settings.database_url)
+    ledger = Ledger(engine, flush_s=flush_s)
+    ledger.record_start("done", _started(now))
+    ledger.end(ended("done", now, AttemptOutcome.SUCCEEDED, JobStatus.SUCCEEDED))
+    await ledger.close()
+    await engine.dispose()
+
+    loop = asyncio.get_running_loop()
+    created: list[str] = []
+    factory = loop.get_task_factory()
+
+    def recording(
+        loop: asyncio.AbstractEventLoop,
+        coro: Coroutine[Any, Any, Any] | Generator[Any, None, Any],
+        **kwargs: Any,
+    ) -> asyncio.Future[Any]:
+        created.append(getattr(coro, "__qualname__", repr(coro)))
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(recording)
+    try:
+        await asyncio.sleep(flush_s * 4)
+    finally:
+        loop.set_task_factory(factory)
+    assert created == []
+    assert (await load(db, "done")).status == JobStatus.SUCCEEDED

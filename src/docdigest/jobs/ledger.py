@@ -218,7 +218,10 @@ class Ledger:
             sync_engine.dispose()
 
     def _wake_writer(self) -> None:
-        self._timer = None
+        # A pending flush timer would wake the writer again for nothing, or after close().
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write())
 
