@@ -56,9 +56,10 @@ class Storage:
         system, or across file systems (a copy), the calls go to a thread.
         """
         target = self._path(key)
-        if on_local_disk(self.root) and _rename(source_path, target):
-            return
-        await asyncio.to_thread(_move, source_path, target)
+        if not on_local_disk(self.root):
+            await asyncio.to_thread(_move, source_path, target)
+        elif not _rename(source_path, target):
+            await asyncio.to_thread(_copy, source_path, target)
 
     async def put_bytes(self, key: str, data: bytes) -> None:
         await asyncio.to_thread(self._put_bytes, key, data)
@@ -140,6 +141,11 @@ def _rename(source_path: Path, target: Path) -> bool:
 
 
 def _move(source_path: Path, target: Path) -> None:
-    if not _rename(source_path, target):  # another file system: copy, then remove the source
-        shutil.copyfile(source_path, target)
-        source_path.unlink()
+    if not _rename(source_path, target):
+        _copy(source_path, target)
+
+
+def _copy(source_path: Path, target: Path) -> None:
+    """Across file systems: copy, then remove the source."""
+    shutil.copyfile(source_path, target)
+    source_path.unlink()
