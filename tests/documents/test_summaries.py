@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from threadpoolctl import threadpool_info
+
 from docdigest.documents.summarize import split_sentences, summarize_extractive
 from tests.documents import files
 
@@ -53,3 +55,12 @@ def test_short_texts_are_returned_whole() -> None:
         "Only one sentence here, nothing else."
     )
     assert summarize_extractive("") == ""
+
+
+def test_summaries_leave_numpy_one_blas_thread() -> None:
+    """OpenBLAS's extra threads spin after each product; in a worker that spin would
+    take a core from extraction and from the other workers on the machine."""
+    summarize_extractive(" ".join(files.SENTENCES * 40), max_sentences=5)
+    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas, "numpy loaded no BLAS library"
+    assert [pool["num_threads"] for pool in blas] == [1] * len(blas)
