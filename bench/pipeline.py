@@ -2,8 +2,8 @@
 
 A generated corpus of mixed documents (PDF, DOCX, HTML, text; 1-200 pages,
 log-uniform, so most are short) goes through the whole product: uploaded over HTTP
-to one uvicorn process, then extract_text → summarize_document → email_user on
-docdigest worker processes (real Redis, a real SMTP server, the
+to one uvicorn process, then extract_text (which also makes the extractive summary)
+→ email_user on docdigest worker processes (real Redis, a real SMTP server, the
 job ledger). Each worker runs one job at a time (DOCDIGEST_WORKER_MAX_JOBS=1), like
 the loop, so the comparison is lane for lane.
 

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
+from datetime import datetime
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from docdigest.core.db import commit
 from docdigest.core.queue import connect_queue
+from docdigest.documents import pipeline
 from docdigest.documents.jobs import process_document
 from docdigest.documents.models import DocumentStep
 from docdigest.jobs import enqueue
+from docdigest.jobs.models import JobRun
 from docdigest.settings import Settings
 from tests.conftest import RunWorker
 from tests.documents import files
@@ -119,4 +124,75 @@ async def test_scanned_pdf_is_ready_with_an_honest_note(
     assert body["status"] == "ready"
     assert "no text found" in body["note"]
     assert body["summary"] is None
+    assert len(ready_mails(smtp)) == 1
+
+
+async def test_in_a_burst_each_document_is_ready_before_the_next_is_extracted(
+    client: httpx.AsyncClient,
+    alice: Account,
+    upload: Upload,
+    run_worker: RunWorker,
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    """The extractive summary is made by the extraction job itself: no summary waits
+    in the queue behind the extractions of everything uploaded after its document."""
+    uploads = {
+        "first.txt": files.text_bytes(),
+        "second.md": files.markdown_bytes(),
+        "third.html": files.html_bytes(),
+    }
+    ids = [(await upload(alice, name, data)).json()["id"] for name, data in uploads.items()]
+
+    await run_worker(max_jobs=1)
+
+    bodies = [(await client.get(f"/api/documents/{i}", headers=alice.headers)).json() for i in ids]
+    assert [b["status"] for b in bodies] == ["ready"] * 3
+    for body, later in itertools.pairwise(bodies):
+        extract_of_later = later["timeline"][0]
+        assert extract_of_later["step"] == "extract"
+        ready_at = datetime.fromisoformat(body["ready_at"])
+        assert ready_at < datetime.fromisoformat(extract_of_later["started_at"]), (body, later)
+    async with db() as session:
+        functions = (
+            await session.scalars(
+                select(JobRun.function).where(JobRun.subject == f"document:{ids[0]}")
+            )
+        ).all()
+    assert sorted(functions) == ["email_user", "extract_text"]
+
+
+async def test_a_summary_cut_short_resumes_from_the_stored_text(
+    client: httpx.AsyncClient,
+    alice: Account,
+    upload: Upload,
+    run_worker: RunWorker,
+    monkeypatch: pytest.MonkeyPatch,
+    smtp: Any,
+) -> None:
+    """A try of the extraction job that stored the text but failed in its summary is
+    followed by one that summarizes the stored text, without extracting it again."""
+    real_summarize = pipeline.summarize
+    calls = 0
+
+    async def fails_once(*args: Any, **kwargs: Any) -> pipeline.Summary:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("lost the connection mid-summary")
+        return await real_summarize(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "summarize", fails_once)
+    document_id = (await upload(alice, "notes.txt", files.text_bytes())).json()["id"]
+
+    await run_worker()
+
+    body = (await client.get(f"/api/documents/{document_id}", headers=alice.headers)).json()
+    assert body["status"] == "ready"
+    assert body["summary_source"] == "extractive"
+    assert [(s["step"], s["error"]) for s in body["timeline"]] == [
+        ("extract", None),
+        ("summarize", "lost the connection mid-summary"),
+        ("summarize", None),
+        ("email", None),
+    ]
     assert len(ready_mails(smtp)) == 1

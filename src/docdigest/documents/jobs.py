@@ -8,6 +8,13 @@ Each step loads its document by id, returns at once if its work is done, and
 enqueues the next step in the same transaction as its own result. The commit
 in the middle of a step makes "extracting"/"summarizing" and the started step
 visible while the slow part runs.
+
+The extractive summary is made by `extract_text` itself, right after the text:
+it is local CPU work of a fraction of a second that no retry could help, so a job
+of its own would only add a queue hop, a transaction and a second read of the
+text, and in a burst of uploads it would wait behind every extraction queued
+before it. `summarize_document` is the step for the LLM summarizer, whose calls
+are slow and fail in ways worth retrying on their own.
 """
 
 from __future__ import annotations
@@ -43,10 +50,13 @@ async def process_document(jc: JobContext, document_id: int) -> None:
 @job(timeout_s=120, subject="document:{document_id}")
 async def extract_text(jc: JobContext, document_id: int) -> None:
     document = await _document(jc, document_id)
-    if document is None or document.status not in (
-        DocumentStatus.QUEUED,
-        DocumentStatus.EXTRACTING,
-    ):
+    if document is None:
+        return
+    if document.status == DocumentStatus.SUMMARIZING:
+        # An earlier try of this job stored the text and began the summary.
+        await _summarize_next(jc, document, None)
+        return
+    if document.status not in (DocumentStatus.QUEUED, DocumentStatus.EXTRACTING):
         return
     document.status = DocumentStatus.EXTRACTING
     step = pipeline.begin_step(
@@ -65,11 +75,19 @@ async def extract_text(jc: JobContext, document_id: int) -> None:
     await pipeline.store_text(jc.session, storage, document, extracted)
     pipeline.finish_step(step)
     document.status = DocumentStatus.SUMMARIZING
+    await _summarize_next(jc, document, extracted.text)
+
+
+async def _summarize_next(jc: JobContext, document: Document, text: str | None) -> None:
+    """The extractive summary here and now; an LLM summary as a job of its own."""
+    if jc.settings.summarizer == "extractive":
+        await _summarize(jc, document, text)
+        return
     await enqueue(
         jc.session,
         summarize_document,
-        key=f"summarize:{document_id}:{document.generation}",
-        document_id=document_id,
+        key=f"summarize:{document.id}:{document.generation}",
+        document_id=document.id,
     )
 
 
@@ -78,19 +96,25 @@ async def summarize_document(jc: JobContext, document_id: int) -> None:
     document = await _document(jc, document_id)
     if document is None or document.status != DocumentStatus.SUMMARIZING:
         return
+    await _summarize(jc, document, None)
+
+
+async def _summarize(jc: JobContext, document: Document, text: str | None) -> None:
+    """Summarize `text` (None: the stored text), mark the document ready, queue its mail."""
     step = pipeline.begin_step(
         jc.session, document, pipeline.SUMMARIZE, attempt=jc.attempt, job_id=jc.job_id
     )
     await commit(jc.session)
     try:
-        text = await pipeline.read_text(jc.resource(Storage), document)
+        if text is None:
+            text = await pipeline.read_text(jc.resource(Storage), document)
         summary = await pipeline.summarize(text, jc.settings, last_try=jc.is_last_try)
     except Exception as exc:
         await _record_error(jc, document, step, exc)
         raise
     pipeline.mark_ready(document, summary)
     pipeline.finish_step(step)
-    await enqueue(jc.session, email_user, user_id=document.user_id, document_id=document_id)
+    await enqueue(jc.session, email_user, user_id=document.user_id, document_id=document.id)
 
 
 @job(timeout_s=60, subject="document:{document_id}")
