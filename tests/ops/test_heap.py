@@ -15,6 +15,8 @@ from tests.ops.conftest import clean_env
 ENTRY_POINTS = {
     "web": "from docdigest.main import app_from_env; app_from_env()",
     "worker": "import docdigest.worker; docdigest.worker.WorkerSettings",
+    # The extraction fork server, whose children would otherwise walk its converters.
+    "extraction server": "from docdigest.documents.extract import server; server.preload()",
     # What the tests and embedders call: no freezing there.
     "create_app": "from docdigest.main import create_app; create_app()",
 }
@@ -36,7 +38,7 @@ def heap_after(entry_point: str, tmp_path: Path) -> tuple[int, int]:
     return int(frozen), int(tracked)
 
 
-@pytest.mark.parametrize("entry_point", ["web", "worker"])
+@pytest.mark.parametrize("entry_point", ["web", "worker", "extraction server"])
 def test_startup_objects_are_frozen(entry_point: str, tmp_path: Path) -> None:
     frozen, tracked = heap_after(entry_point, tmp_path)
 

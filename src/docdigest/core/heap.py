@@ -6,6 +6,8 @@ process. CPython's full collections walk all of them every time, and on a small
 virtual machine one such pass stopped the process for about 100 ms, stalling every
 request or job in flight at once. Frozen after startup, they are left out of every
 later pass, which then only walks what the process made since (a few milliseconds).
+The extraction fork server freezes its converters the same way before it forks,
+so its children, which make many objects while parsing, do not walk them either.
 """
 
 from __future__ import annotations
