@@ -1,4 +1,4 @@
-"""The processing chain: extract_text → summarize_document → email_user.
+"""The processing chain: extract_text → summarize_document (LLM summaries only) → email_user.
 
 An upload queues `extract_text` itself. `process_document` starts the same chain
 by name for callers that have only a document id (and for jobs queued before the
