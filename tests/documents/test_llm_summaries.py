@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from docdigest.core.db import commit
+from docdigest.core.queue import connect_queue
+from docdigest.documents import pipeline
+from docdigest.jobs import control
+from docdigest.jobs.models import JobRun
+from docdigest.settings import Settings
 from tests.documents import files
 from tests.documents.conftest import Account, RunWorkerWith, Upload
 from tests.documents.llm_server import fake_llm
@@ -87,3 +96,50 @@ async def test_a_slow_model_times_out_into_the_fallback(
     assert body["status"] == "ready"
     assert body["summary_source"] == "extractive-fallback"
     assert "timed out" in body["note"]
+
+
+async def test_a_requeued_summary_job_takes_up_the_document_it_failed(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    alice: Account,
+    upload: Upload,
+    run_worker_with: RunWorkerWith,
+    db: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An error no retry can help (here, the stored text cannot be read) fails the
+    document at once; requeued after the fix, the job summarizes the stored text."""
+
+    async def refused(*args: Any, **kwargs: Any) -> str:
+        raise PermissionError(13, "Permission denied", "/srv/docdigest/files/texts/ab/cd.txt")
+
+    monkeypatch.setattr(pipeline, "read_text", refused)
+    document_id = (await upload(alice, "notes.txt", files.text_bytes())).json()["id"]
+    with fake_llm("ok", "ok") as llm:
+        await run_worker_with(**llm_settings(llm.url))
+        failed = await document(client, alice, document_id)
+        assert (failed["status"], failed["reason"]) == (
+            "failed",
+            "summarize failed: Permission denied",
+        )
+
+        monkeypatch.undo()
+        async with db() as session:
+            run = await session.scalar(
+                select(JobRun).where(
+                    JobRun.function == "summarize_document",
+                    JobRun.subject == f"document:{document_id}",
+                )
+            )
+        assert run is not None and run.attempts == 1
+        queue = await connect_queue(settings)
+        async with db(info={"queue": queue}) as session:
+            await control.requeue(session, run.id)
+            await commit(session)
+        await run_worker_with(**llm_settings(llm.url))
+        await queue.aclose()
+
+    body = await document(client, alice, document_id)
+    assert (body["status"], body["reason"]) == ("ready", None)
+    assert body["summary_source"] == "llm:test-model"
+    assert [s["step"] for s in body["timeline"]] == ["extract", "summarize", "summarize", "email"]

@@ -16,8 +16,8 @@ from docdigest.core.queue import connect_queue
 from docdigest.documents import pipeline
 from docdigest.documents.jobs import process_document
 from docdigest.documents.models import DocumentStep
-from docdigest.jobs import enqueue
-from docdigest.jobs.models import JobRun
+from docdigest.jobs import control, enqueue
+from docdigest.jobs.models import JobRun, JobStatus
 from docdigest.settings import Settings
 from tests.conftest import RunWorker
 from tests.documents import files
@@ -192,6 +192,66 @@ async def test_a_summary_cut_short_resumes_from_the_stored_text(
     assert [(s["step"], s["error"]) for s in body["timeline"]] == [
         ("extract", None),
         ("summarize", "lost the connection mid-summary"),
+        ("summarize", None),
+        ("email", None),
+    ]
+    assert len(ready_mails(smtp)) == 1
+
+
+async def test_an_error_no_retry_can_help_fails_the_document_at_once(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    alice: Account,
+    upload: Upload,
+    run_worker: RunWorker,
+    db: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+    smtp: Any,
+) -> None:
+    """The job tier does not retry an error such as a refused write: the job fails on
+    its first try, and the document says so instead of staying "extracting"."""
+
+    async def refused(*args: Any, **kwargs: Any) -> None:
+        raise PermissionError(13, "Permission denied", "/srv/docdigest/files/texts/ab/cd.txt")
+
+    monkeypatch.setattr(pipeline, "store_text", refused)
+    document_id = (await upload(alice, "notes.txt", files.text_bytes())).json()["id"]
+
+    await run_worker()
+
+    body = (await client.get(f"/api/documents/{document_id}", headers=alice.headers)).json()
+    assert body["status"] == "failed"
+    # What went wrong, without the server's path (the job ledger keeps the whole error).
+    assert body["reason"] == "extract failed: Permission denied"
+    assert [(s["step"], s["error"]) for s in body["timeline"]] == [
+        ("extract", "extract failed: Permission denied")
+    ]
+    async with db() as session:
+        run = await session.scalar(
+            select(JobRun).where(
+                JobRun.function == "extract_text", JobRun.subject == f"document:{document_id}"
+            )
+        )
+    assert run is not None
+    assert (run.status, run.attempts, run.error_type) == (JobStatus.FAILED, 1, "PermissionError")
+    assert "/srv/docdigest/files" in (run.error_message or "")
+    assert settings.job_max_tries > 1
+    assert ready_mails(smtp) == []
+
+    # The runbook's answer once the cause is fixed: requeue the failed job.
+    monkeypatch.undo()
+    queue = await connect_queue(settings)
+    async with db(info={"queue": queue}) as session:
+        await control.requeue(session, run.id)
+        await commit(session)
+    await run_worker()
+    await queue.aclose()
+
+    body = (await client.get(f"/api/documents/{document_id}", headers=alice.headers)).json()
+    assert (body["status"], body["reason"]) == ("ready", None)
+    assert [(s["step"], s["error"]) for s in body["timeline"]] == [
+        ("extract", "extract failed: Permission denied"),
+        ("extract", None),
         ("summarize", None),
         ("email", None),
     ]

@@ -52,6 +52,7 @@ async def extract_text(jc: JobContext, document_id: int) -> None:
     document = await _document(jc, document_id)
     if document is None:
         return
+    _revive(jc, document, DocumentStatus.EXTRACTING)
     if document.status == DocumentStatus.SUMMARIZING:
         # An earlier try of this job stored the text and began the summary.
         await _summarize_next(jc, document, None)
@@ -66,13 +67,13 @@ async def extract_text(jc: JobContext, document_id: int) -> None:
     storage = jc.resource(Storage)
     try:
         extracted = await pipeline.extract(storage, jc.settings, document)
+        await pipeline.store_text(jc.session, storage, document, extracted)
     except ExtractionFailed as exc:
         pipeline.fail_document(document, step, str(exc))
         return
     except Exception as exc:
         await _record_error(jc, document, step, exc)
         raise
-    await pipeline.store_text(jc.session, storage, document, extracted)
     pipeline.finish_step(step)
     document.status = DocumentStatus.SUMMARIZING
     await _summarize_next(jc, document, extracted.text)
@@ -94,7 +95,11 @@ async def _summarize_next(jc: JobContext, document: Document, text: str | None) 
 @job(timeout_s=120, subject="document:{document_id}")
 async def summarize_document(jc: JobContext, document_id: int) -> None:
     document = await _document(jc, document_id)
-    if document is None or document.status != DocumentStatus.SUMMARIZING:
+    if document is None:
+        return
+    if document.text_key is not None:
+        _revive(jc, document, DocumentStatus.SUMMARIZING)
+    if document.status != DocumentStatus.SUMMARIZING:
         return
     await _summarize(jc, document, None)
 
@@ -172,6 +177,20 @@ async def _document(jc: JobContext, document_id: int) -> Document | None:
     return await jc.session.get(Document, document_id, options=[raiseload(Document.steps)])
 
 
+def _revive(jc: JobContext, document: Document, status: DocumentStatus) -> None:
+    """Take up a document this job failed, once an operator has requeued the job.
+
+    A step's error fails its document when no try follows (`_record_error`); the
+    runbook's answer, after a fix, is to requeue the failed jobs. A file that cannot
+    be extracted fails its document without failing the job, so only a job's own
+    failure can be requeued.
+    """
+    if document.status == DocumentStatus.FAILED and jc.requeued:
+        document.status = status
+        document.failure_reason = None
+        document.processed_at = None
+
+
 async def _record_error(
     jc: JobContext,
     document: Document,
@@ -180,7 +199,12 @@ async def _record_error(
     *,
     fails_document: bool = True,
 ) -> None:
-    """Keep the failed try on the timeline; on the last try the document fails with it."""
+    """Keep the failed try on the timeline; when no try follows, the document fails with it.
+
+    No try follows the last one, nor an error that another try cannot help (a file
+    missing from storage, a bug): the job fails at once, and a document left in its
+    step would look busy for ever.
+    """
     document_id, step_id, step_name = document.id, step.id, step.step
     # The error may have broken the transaction: start clean and reload.
     await rollback(jc.session)
@@ -188,7 +212,7 @@ async def _record_error(
     document = await jc.session.get_one(Document, document_id)
     error = pipeline.describe_error(exc)
     pipeline.finish_step(step, error)
-    if fails_document and jc.is_last_try:
+    if fails_document and not jc.will_retry(exc):
         pipeline.fail_document(document, step, f"{step_name} failed: {error}")
     await commit(jc.session)
 

@@ -119,6 +119,9 @@ def describe_error(exc: BaseException) -> str:
     status = getattr(exc, "status_code", None)
     if isinstance(exc, TimeoutError):
         return "timed out"
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        # Not the path, which is the server's business: the job ledger keeps it.
+        return exc.strerror
     message = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
     return f"HTTP {status}: {message}" if status else message
 

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from asgi_correlation_id import correlation_id
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from docdigest.jobs.retry import will_retry
 from docdigest.settings import Settings
 
 T = TypeVar("T")
@@ -29,6 +30,8 @@ class JobContext:
     max_tries: int
     sessionmaker: async_sessionmaker[AsyncSession]
     resources: dict[type[Any], Any] = field(default_factory=dict)
+    #: Which series of tries this is: 1, then one more for each operator's requeue.
+    series: int = 1
     opened: AsyncSession | None = field(default=None, repr=False)
 
     @property
@@ -39,8 +42,17 @@ class JobContext:
         return self.opened
 
     @property
+    def requeued(self) -> bool:
+        """An operator has requeued this job after it failed or was cancelled."""
+        return self.series > 1
+
+    @property
     def is_last_try(self) -> bool:
         return self.attempt >= self.max_tries
+
+    def will_retry(self, exc: BaseException) -> bool:
+        """Whether another try follows this one if `exc` ends it (as the runner decides)."""
+        return will_retry(exc, self.attempt, self.max_tries)
 
     def resource(self, kind: type[T]) -> T:
         """A shared object the worker built at startup (mailer, storage, ...)."""

@@ -32,6 +32,11 @@ class RetryPolicy:
         return random.uniform(0, ceiling) if self.jitter else ceiling
 
 
+def will_retry(exc: BaseException, attempt: int, max_tries: int) -> bool:
+    """Whether the job tier tries again after `exc` ended try number `attempt`."""
+    return attempt < max_tries and is_transient(exc)
+
+
 def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, Permanent):
         return False

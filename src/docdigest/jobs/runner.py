@@ -21,7 +21,7 @@ from docdigest.jobs.context import JobContext, current_job_id, request_id
 from docdigest.jobs.ledger import Ended, Ledger, Started
 from docdigest.jobs.models import AttemptOutcome, JobStatus
 from docdigest.jobs.redact import redact
-from docdigest.jobs.retry import RetryPolicy, is_transient
+from docdigest.jobs.retry import RetryPolicy, will_retry
 from docdigest.settings import Settings
 
 if TYPE_CHECKING:
@@ -71,6 +71,7 @@ async def run_job(
         max_tries=policy.max_tries,
         sessionmaker=ctx["sessionmaker"],
         resources=ctx.get("resources", {}),
+        series=started.series,
     )
     try:
         await _run_body(spec, ctx, jc, kwargs, attempt_run)
@@ -208,7 +209,7 @@ class _Attempt:
             "error_traceback": "".join(traceback.format_exception(exc, limit=8))[-8000:],
         }
         fields = self.fields | {"elapsed_ms": _ms(elapsed), "error": error["error_message"]}
-        if is_transient(exc) and self.attempt < self.policy.max_tries:
+        if will_retry(exc, self.attempt, self.policy.max_tries):
             delay = self.policy.delay_s(self.attempt)
             ended = self._ended(
                 AttemptOutcome.RETRIED,
