@@ -10,10 +10,14 @@ from typing import Any
 import httpx
 import pytest
 from arq.worker import Worker
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from docdigest.core.db import commit
+from docdigest.core.queue import connect_queue
 from docdigest.documents.models import Document
+from docdigest.jobs import control
+from docdigest.jobs.models import JobRun
 from docdigest.settings import Settings
 from docdigest.users.models import User
 from docdigest.users.sessions import open_session
@@ -66,6 +70,44 @@ async def load_document(db: async_sessionmaker[AsyncSession], document_id: int) 
         document = await session.get(Document, document_id)
         assert document is not None
         return document
+
+
+async def fetch_document(
+    client: httpx.AsyncClient, account: Account, document_id: int
+) -> dict[str, Any]:
+    """The document as its owner sees it through the API."""
+    response = await client.get(f"/api/documents/{document_id}", headers=account.headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def timeline(body: dict[str, Any]) -> list[tuple[str, str | None]]:
+    """Each step of a document's timeline, with its error."""
+    return [(step["step"], step["error"]) for step in body["timeline"]]
+
+
+async def job_of(db: async_sessionmaker[AsyncSession], function: str, document_id: int) -> JobRun:
+    """The ledger row of `function` for a document."""
+    async with db() as session:
+        run = await session.scalar(
+            select(JobRun).where(
+                JobRun.function == function, JobRun.subject == f"document:{document_id}"
+            )
+        )
+    assert run is not None, (function, document_id)
+    return run
+
+
+async def requeue(settings: Settings, db: async_sessionmaker[AsyncSession], job_id: str) -> None:
+    """An operator's requeue of a failed job."""
+    queue = await connect_queue(settings)
+    try:
+        async with db(info={"queue": queue}) as session:
+            await control.requeue(session, job_id)
+            await commit(session)
+    finally:
+        await queue.aclose()
 
 
 def ready_mails(smtp: Any) -> list[str]:

@@ -6,17 +6,19 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from docdigest.core.db import commit
-from docdigest.core.queue import connect_queue
 from docdigest.documents import pipeline
-from docdigest.jobs import control
-from docdigest.jobs.models import JobRun
 from docdigest.settings import Settings
 from tests.documents import files
-from tests.documents.conftest import Account, RunWorkerWith, Upload
+from tests.documents.conftest import (
+    Account,
+    RunWorkerWith,
+    Upload,
+    job_of,
+    requeue,
+)
+from tests.documents.conftest import fetch_document as document
 from tests.documents.llm_server import fake_llm
 
 LONG_TEXT = "\n\n".join(
@@ -27,10 +29,6 @@ LONG_TEXT = "\n\n".join(
 
 def llm_settings(url: str, **more: Any) -> dict[str, Any]:
     return {"summarizer": "llm", "llm_base_url": url, "llm_model": "test-model"} | more
-
-
-async def document(client: httpx.AsyncClient, account: Account, document_id: int) -> dict:
-    return (await client.get(f"/api/documents/{document_id}", headers=account.headers)).json()
 
 
 async def test_long_document_is_summarized_map_reduce_by_the_model(
@@ -115,29 +113,19 @@ async def test_a_requeued_summary_job_takes_up_the_document_it_failed(
 
     monkeypatch.setattr(pipeline, "read_text", refused)
     document_id = (await upload(alice, "notes.txt", files.text_bytes())).json()["id"]
-    with fake_llm("ok", "ok") as llm:
+    with fake_llm("ok") as llm:
         await run_worker_with(**llm_settings(llm.url))
         failed = await document(client, alice, document_id)
         assert (failed["status"], failed["reason"]) == (
             "failed",
             "summarize failed: Permission denied",
         )
+        run = await job_of(db, "summarize_document", document_id)
+        assert run.attempts == 1
 
         monkeypatch.undo()
-        async with db() as session:
-            run = await session.scalar(
-                select(JobRun).where(
-                    JobRun.function == "summarize_document",
-                    JobRun.subject == f"document:{document_id}",
-                )
-            )
-        assert run is not None and run.attempts == 1
-        queue = await connect_queue(settings)
-        async with db(info={"queue": queue}) as session:
-            await control.requeue(session, run.id)
-            await commit(session)
+        await requeue(settings, db, run.id)
         await run_worker_with(**llm_settings(llm.url))
-        await queue.aclose()
 
     body = await document(client, alice, document_id)
     assert (body["status"], body["reason"]) == ("ready", None)

@@ -16,12 +16,21 @@ from docdigest.core.queue import connect_queue
 from docdigest.documents import pipeline
 from docdigest.documents.jobs import process_document
 from docdigest.documents.models import DocumentStep
-from docdigest.jobs import control, enqueue
+from docdigest.jobs import enqueue
 from docdigest.jobs.models import JobRun, JobStatus
 from docdigest.settings import Settings
 from tests.conftest import RunWorker
 from tests.documents import files
-from tests.documents.conftest import Account, Upload, load_document, ready_mails
+from tests.documents.conftest import (
+    Account,
+    Upload,
+    fetch_document,
+    job_of,
+    load_document,
+    ready_mails,
+    requeue,
+    timeline,
+)
 
 
 async def test_every_supported_type_becomes_ready_with_a_summary_and_one_mail(
@@ -186,10 +195,10 @@ async def test_a_summary_cut_short_resumes_from_the_stored_text(
 
     await run_worker()
 
-    body = (await client.get(f"/api/documents/{document_id}", headers=alice.headers)).json()
+    body = await fetch_document(client, alice, document_id)
     assert body["status"] == "ready"
     assert body["summary_source"] == "extractive"
-    assert [(s["step"], s["error"]) for s in body["timeline"]] == [
+    assert timeline(body) == [
         ("extract", None),
         ("summarize", "lost the connection mid-summary"),
         ("summarize", None),
@@ -219,20 +228,11 @@ async def test_an_error_no_retry_can_help_fails_the_document_at_once(
 
     await run_worker()
 
-    body = (await client.get(f"/api/documents/{document_id}", headers=alice.headers)).json()
-    assert body["status"] == "failed"
+    body = await fetch_document(client, alice, document_id)
     # What went wrong, without the server's path (the job ledger keeps the whole error).
-    assert body["reason"] == "extract failed: Permission denied"
-    assert [(s["step"], s["error"]) for s in body["timeline"]] == [
-        ("extract", "extract failed: Permission denied")
-    ]
-    async with db() as session:
-        run = await session.scalar(
-            select(JobRun).where(
-                JobRun.function == "extract_text", JobRun.subject == f"document:{document_id}"
-            )
-        )
-    assert run is not None
+    assert (body["status"], body["reason"]) == ("failed", "extract failed: Permission denied")
+    assert timeline(body) == [("extract", "extract failed: Permission denied")]
+    run = await job_of(db, "extract_text", document_id)
     assert (run.status, run.attempts, run.error_type) == (JobStatus.FAILED, 1, "PermissionError")
     assert "/srv/docdigest/files" in (run.error_message or "")
     assert settings.job_max_tries > 1
@@ -240,16 +240,12 @@ async def test_an_error_no_retry_can_help_fails_the_document_at_once(
 
     # The runbook's answer once the cause is fixed: requeue the failed job.
     monkeypatch.undo()
-    queue = await connect_queue(settings)
-    async with db(info={"queue": queue}) as session:
-        await control.requeue(session, run.id)
-        await commit(session)
+    await requeue(settings, db, run.id)
     await run_worker()
-    await queue.aclose()
 
-    body = (await client.get(f"/api/documents/{document_id}", headers=alice.headers)).json()
+    body = await fetch_document(client, alice, document_id)
     assert (body["status"], body["reason"]) == ("ready", None)
-    assert [(s["step"], s["error"]) for s in body["timeline"]] == [
+    assert timeline(body) == [
         ("extract", "extract failed: Permission denied"),
         ("extract", None),
         ("summarize", None),
