@@ -18,13 +18,20 @@ a ratio gets a second chance the other does not; every round's figure is in
 `all_rounds_per_min`.
 `steps_ms` gives, per job, the median wait in the queue
 and the median run time, read from the ledger.
+
+Two plain loops also run at once, in two processes (after the first loop, and under
+--full again before the last): `loop_pair_scaling` is what this machine gives two lanes of this
+very work with nothing else running — the reading beside `scaling_2_vs_1`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -87,6 +94,52 @@ async def plain_loop(corpus: list[Path]) -> dict[str, Any]:
         "per_min": per_min(corpus, elapsed),
         "cores_busy": cores_busy(busy_before, elapsed),
     }
+
+
+def loop_pair(count: int, max_pages: int) -> dict[str, Any]:
+    """Two plain loops at once, each in a process of its own: what the machine gives
+    two lanes of this work with no web, queue or database beside them.
+
+    Each child warms its sandbox, then waits for a go line on its stdin, so that
+    the two loops start together and their start-up is not timed.
+    """
+    command = [sys.executable, "-m", "bench.pipeline", "--loop-child", f"{count},{max_pages}"]
+    children = [
+        subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    try:
+        for child in children:
+            assert child.stdout is not None
+            if child.stdout.readline().strip() != "ready":
+                raise RuntimeError("a plain-loop child did not start")
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        results = [json.loads(child.communicate(timeout=1800)[0]) for child in children]
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+    documents = sum(r["documents"] for r in results)
+    slowest = max(r["elapsed_s"] for r in results)
+    return {
+        "elapsed_s": [r["elapsed_s"] for r in results],
+        "per_min": round(documents / slowest * 60, 1),
+        "cores_busy": [r["cores_busy"] for r in results],
+    }
+
+
+async def loop_child(spec: str) -> None:
+    """One of `loop_pair`'s processes: warm up, say so, wait for the go, run the loop."""
+    count, max_pages = (int(v) for v in spec.split(","))
+    corpus = cached(count, max_pages)
+    warm_up()
+    print("ready", flush=True)
+    await asyncio.to_thread(sys.stdin.readline)
+    result = await plain_loop(corpus)
+    print(json.dumps({"documents": len(corpus), **result}), flush=True)
 
 
 def per_min(corpus: list[Path], elapsed: float) -> float:
@@ -277,7 +330,10 @@ async def read_back(engine: Any, user_id: int, started_at: datetime) -> dict[str
 
 
 async def main() -> None:
-    args = arguments(__doc__ or "")
+    args = arguments(__doc__ or "", "loop-child")
+    if args.loop_child:
+        await loop_child(args.loop_child)
+        return
     count, max_pages = (300, 200) if args.full else (6, 8)
     kind = "postgres" if postgres_admin_url() else "sqlite"
     started = time.perf_counter()
@@ -290,18 +346,21 @@ async def main() -> None:
         # each: a neighbour's burst of load otherwise moves a ratio by ±0.1 from run to
         # run.
         loops = [await plain_loop(corpus)]
+        pairs = [await asyncio.to_thread(loop_pair, count, max_pages)]
         phases["plain_loop_s"] = round(time.perf_counter() - started - sum(phases.values()), 1)
         # Quick mode skips the 2-worker round: starting workers is most of its time.
         counts = [1, 2, 2, 1] if args.full else [1]
         rounds = await through_docdigest(corpus, counts, redis_url, kind, tmp)
         phases["docdigest_s"] = round(time.perf_counter() - started - sum(phases.values()), 1)
         if args.full:
+            pairs.append(await asyncio.to_thread(loop_pair, count, max_pages))
             loops.append(await plain_loop(corpus))
     loop = max(loops, key=lambda r: r["per_min"])
     one = max((r for r in rounds if r["workers"] == 1), key=lambda r: r["per_min"])
     two = max((r for r in rounds if r["workers"] == 2), key=lambda r: r["per_min"], default=None)
     probe = next((r.pop("one_document") for r in rounds if "one_document" in r), None)
     pages = sum(int(path.stem.rsplit("-", 1)[1].rstrip("p")) for path in corpus)
+    pair = max(pairs, key=lambda r: r["per_min"], default=None)
     vs_loop = one["per_min"] / loop["per_min"]
     scaling = two["per_min"] / one["per_min"] if two else None
     report(
@@ -329,7 +388,11 @@ async def main() -> None:
         scaling_bound=round(cores / one["cores_busy"], 3)
         if (cores := os.cpu_count()) and one["cores_busy"]
         else None,
+        # Two plain loops at once over one: the same ratio for the bare work, on this
+        # machine in this run.
+        loop_pair_scaling=round(pair["per_min"] / loop["per_min"], 3) if pair else None,
         plain_loop=loop,
+        plain_loop_pair=pair,
         one_worker=one,
         two_workers=two,
         one_document=probe,
@@ -337,6 +400,7 @@ async def main() -> None:
         phases=phases,
         all_rounds_per_min={
             "plain_loop": [r["per_min"] for r in loops],
+            "plain_loop_pair": [r["per_min"] for r in pairs],
             "one_worker": [r["per_min"] for r in rounds if r["workers"] == 1],
             "two_workers": [r["per_min"] for r in rounds if r["workers"] == 2],
         },
