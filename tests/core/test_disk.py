@@ -1,12 +1,15 @@
-"""Which file systems count as a local disk, read from the kernel's mount table."""
+"""Which file systems count as a local disk, read from the kernel's mount table; and a
+written file started on its way to the disk."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from docdigest.core.disk import LOCAL_TYPES, filesystem_type
+from docdigest.core.disk import LOCAL_TYPES, filesystem_type, start_writeback
+from tests import pagecache
 
 MOUNTS = "\n".join(
     [
@@ -44,3 +47,43 @@ def test_only_local_file_systems_count_as_a_local_disk() -> None:
 
 def test_a_table_without_the_path_gives_no_type() -> None:
     assert filesystem_type(Path("/srv"), "") is None
+
+
+@pytest.fixture
+def disk_dir(tmp_path: Path) -> Path:
+    """A directory whose files the kernel writes back to a disk, with page flags
+    readable; the test is skipped, saying why, where either is missing."""
+    reason = pagecache.unmeasurable(tmp_path)
+    if reason:
+        pytest.skip(reason)
+    return tmp_path
+
+
+def test_a_file_started_on_its_way_to_the_disk_is_soon_written(disk_dir: Path) -> None:
+    path = disk_dir / "written"
+    with path.open("wb") as handle:
+        handle.write(os.urandom(1024 * 1024))
+        handle.flush()
+        assert pagecache.dirty_pages(path) > 0  # the kernel has not written it yet
+
+        assert start_writeback(handle.fileno())
+
+    assert pagecache.wait_until_clean(path) == 0
+    assert path.stat().st_size == 1024 * 1024
+
+
+def test_a_file_left_alone_stays_dirty(disk_dir: Path) -> None:
+    """The other side of the test above: without the call, nothing is written soon."""
+    path = disk_dir / "left"
+    path.write_bytes(os.urandom(1024 * 1024))
+
+    assert pagecache.wait_until_clean(path, timeout_s=1.0) > 0
+
+
+def test_starting_writeback_of_what_is_no_file_is_refused_quietly() -> None:
+    read_end, write_end = os.pipe()
+    try:
+        assert start_writeback(read_end) is False
+    finally:
+        os.close(read_end)
+        os.close(write_end)

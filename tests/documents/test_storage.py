@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from docdigest.documents.storage import Storage, new_key
+from tests import pagecache
 
 
 async def test_save_read_range_delete(tmp_path: Path) -> None:
@@ -51,3 +52,17 @@ async def test_keys_that_are_not_generated_are_refused(tmp_path: Path, key: str)
     storage = Storage(root=tmp_path)
     with pytest.raises(ValueError):
         await storage.exists(key)
+
+
+async def test_stored_text_is_on_its_way_to_the_disk(tmp_path: Path) -> None:
+    """Written files are not left for the kernel's periodic burst of writes, which a
+    database's commits on the same disk would wait behind (core/disk.py)."""
+    reason = pagecache.unmeasurable(tmp_path)
+    if reason:
+        pytest.skip(reason)
+    storage = Storage(root=tmp_path / "files")
+    key = new_key("texts", ".txt")
+
+    await storage.put_bytes(key, b"extracted text\n" * 20_000)
+
+    assert pagecache.wait_until_clean(storage.root / key) == 0

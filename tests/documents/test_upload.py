@@ -22,6 +22,7 @@ from docdigest.documents.sniff import TEXT
 from docdigest.documents.storage import Storage
 from docdigest.documents.upload import INLINE_BYTES, ReceivedFile, _Sink
 from docdigest.settings import Settings
+from tests import pagecache
 from tests.documents import files
 from tests.documents.conftest import Account, Upload
 
@@ -295,6 +296,24 @@ async def test_a_small_file_is_written_on_the_event_loop_and_a_larger_one_in_a_t
         else:
             assert file_threads["write"] and loop_thread not in file_threads["write"]
     assert partial_uploads(settings) == []
+
+
+async def test_an_upload_is_on_its_way_to_the_disk_when_it_is_answered(
+    alice: Account, upload: Upload, settings: Settings
+) -> None:
+    """Left to the kernel, uploads would reach the disk in one burst every few seconds,
+    and the database's commits on the same disk would wait behind it (core/disk.py)."""
+    reason = pagecache.unmeasurable(settings.data_dir)
+    if reason:
+        pytest.skip(reason)
+    for label, size in {"small": 100 * 1024, "larger": INLINE_BYTES + 100 * 1024}.items():
+        data = text_of(size, label)
+
+        response = await upload(alice, f"{label}.txt", data)
+
+        assert response.status_code == 202, response.text
+        [stored] = [p for p in stored_files(settings) if p.read_bytes() == data]
+        assert pagecache.wait_until_clean(stored) == 0
 
 
 async def test_on_a_network_file_system_every_file_call_is_in_a_thread(

@@ -1,4 +1,5 @@
-"""Whether a directory is on a local disk, where small file calls may run on the event loop.
+"""Local disks: whether a directory is on one, where small file calls may run on the
+event loop, and starting a written file's way to the disk at once.
 
 On a local file system, creating a 100 KB file, writing, hashing and renaming it takes
 well under a millisecond, less than handing it to a thread costs under load. On a
@@ -10,8 +11,12 @@ Linux's mount table, keeps its file calls in threads.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import functools
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 MOUNT_TABLE = Path("/proc/self/mountinfo")
@@ -47,6 +52,40 @@ def on_local_disk(directory: Path) -> bool:
     except OSError:
         return False
     return filesystem_type(Path(os.path.realpath(directory)), table) in LOCAL_TYPES
+
+
+#: sync_file_range(2)'s flag that starts writing a range's dirty pages and returns.
+SYNC_FILE_RANGE_WRITE = 2
+
+
+def start_writeback(fd: int) -> bool:
+    """Start writing the file's dirty pages to the disk now, without waiting for them.
+
+    Left to the kernel, written files stay dirty in memory until its flusher writes
+    them out together every few seconds, and a database's commits on the same disk
+    wait behind that burst: with uploads at 200 a second, PostgreSQL's commits took
+    40-50 ms once every 5 s, which set the upload p99 (docs/performance.md, "an
+    eleventh machine"). Started file by file, the writes stay small and spread out,
+    as PostgreSQL does for its own files (`checkpoint_flush_after`), at about 0.2 ms
+    of CPU for a 100 KB file. The pages stay cached for the reader that follows.
+    Linux only: elsewhere, or where the file system refuses, it does nothing and
+    returns False.
+    """
+    call = _sync_file_range()
+    return call is not None and call(fd, 0, 0, SYNC_FILE_RANGE_WRITE) == 0
+
+
+@functools.cache
+def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
 
 
 def _unescape(field: str) -> str:

@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from docdigest.core.disk import on_local_disk
+from docdigest.core.disk import on_local_disk, start_writeback
 from docdigest.settings import Settings
 
 CHUNK_SIZE = 256 * 1024
@@ -68,7 +68,10 @@ class Storage:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".part")
-        partial.write_bytes(data)
+        with partial.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            start_writeback(handle.fileno())
         partial.replace(target)
 
     async def read_bytes(self, key: str) -> bytes:
@@ -148,4 +151,6 @@ def _move(source_path: Path, target: Path) -> None:
 def _copy(source_path: Path, target: Path) -> None:
     """Across file systems: copy, then remove the source."""
     shutil.copyfile(source_path, target)
+    with target.open("rb") as handle:
+        start_writeback(handle.fileno())
     source_path.unlink()

@@ -23,7 +23,7 @@ from urllib.parse import unquote
 from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from docdigest.core.disk import on_local_disk
+from docdigest.core.disk import on_local_disk, start_writeback
 from docdigest.core.errors import AppError, PayloadTooLarge, Unprocessable
 
 if TYPE_CHECKING:
@@ -157,6 +157,8 @@ class _Sink:
         self.hash.update(data)
         self.handle.write(data)
         if last:
+            self.handle.flush()
+            start_writeback(self.handle.fileno())
             self.handle.close()
             self.received.sha256 = self.hash.hexdigest()
             if self.inspect is not None:
