@@ -20,7 +20,7 @@ from docdigest.documents.intake import Intake
 from docdigest.documents.models import Document
 from docdigest.documents.sniff import TEXT
 from docdigest.documents.storage import Storage
-from docdigest.documents.upload import INLINE_BYTES, ReceivedFile, _Sink
+from docdigest.documents.upload import FLUSH_BYTES, INLINE_BYTES, ReceivedFile, _Sink
 from docdigest.settings import Settings
 from tests import pagecache
 from tests.documents import files
@@ -314,6 +314,30 @@ async def test_an_upload_is_on_its_way_to_the_disk_when_it_is_answered(
         assert response.status_code == 202, response.text
         [stored] = [p for p in stored_files(settings) if p.read_bytes() == data]
         assert pagecache.wait_until_clean(stored) == 0
+
+
+async def test_a_large_upload_starts_for_the_disk_piece_by_piece(tmp_path: Path) -> None:
+    """Its first megabyte is on its way while the rest is still arriving, so a large
+    file never leaves a pile of writes for one burst (nor queues them all at its end)."""
+    reason = pagecache.unmeasurable(tmp_path)
+    if reason:
+        pytest.skip(reason)
+    received = ReceivedFile(field="file", filename="large.bin", path=tmp_path / "large.part")
+    sink = _Sink(received, inspect=None, inline=False)
+    first, rest = os.urandom(FLUSH_BYTES), os.urandom(FLUSH_BYTES // 2)
+
+    sink.buffer += first
+    await sink.flush()
+    assert sink.writing is not None
+    await sink.writing  # the first piece is written; the upload has not ended
+    assert pagecache.wait_until_clean(received.path) == 0
+
+    sink.buffer += rest
+    sink.ended = True
+    await sink.flush()
+    assert received.path.read_bytes() == first + rest
+    assert received.sha256 == hashlib.sha256(first + rest).hexdigest()
+    assert pagecache.wait_until_clean(received.path) == 0
 
 
 async def test_on_a_network_file_system_every_file_call_is_in_a_thread(

@@ -58,8 +58,9 @@ def on_local_disk(directory: Path) -> bool:
 SYNC_FILE_RANGE_WRITE = 2
 
 
-def start_writeback(fd: int) -> bool:
-    """Start writing the file's dirty pages to the disk now, without waiting for them.
+def start_writeback(fd: int, offset: int = 0, length: int = 0) -> bool:
+    """Start writing the file's dirty pages to the disk now, without waiting for them:
+    `length` bytes from `offset`, or with a length of 0 all from `offset` on.
 
     Left to the kernel, written files stay dirty in memory until its flusher writes
     them out together every few seconds, and a database's commits on the same disk
@@ -72,7 +73,7 @@ def start_writeback(fd: int) -> bool:
     returns False.
     """
     call = _sync_file_range()
-    return call is not None and call(fd, 0, 0, SYNC_FILE_RANGE_WRITE) == 0
+    return call is not None and call(fd, offset, length, SYNC_FILE_RANGE_WRITE) == 0
 
 
 @functools.cache

@@ -150,15 +150,19 @@ class _Sink:
         self.buffer = bytearray()
         self.writing: asyncio.Future[None] | None = None
         self.ended = False
+        self.written = 0
 
     def _write(self, data: bytearray, last: bool) -> None:
         if self.handle is None:
             self.handle = self.received.path.open("wb")
         self.hash.update(data)
         self.handle.write(data)
+        self.handle.flush()
+        # Each piece starts for the disk as it is written: a large file's writes are
+        # spread over its upload instead of piling up for one burst (core/disk.py).
+        start_writeback(self.handle.fileno(), self.written, len(data))
+        self.written += len(data)
         if last:
-            self.handle.flush()
-            start_writeback(self.handle.fileno())
             self.handle.close()
             self.received.sha256 = self.hash.hexdigest()
             if self.inspect is not None:
