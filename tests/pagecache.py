@@ -2,7 +2,7 @@
 
 Linux only, and only as root: a process's page map gives page frame numbers to
 root alone, and `/proc/kpageflags` is root's to read. `dirty_pages` says why when it
-cannot tell, so a test can skip with that reason.
+cannot tell, and `skip_unless_measurable` skips a test with that reason.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import os
 import struct
 import time
 from pathlib import Path
+
+import pytest
 
 from docdigest.core.disk import MOUNT_TABLE, filesystem_type
 
@@ -36,6 +38,13 @@ def unmeasurable(directory: Path) -> str | None:
     if kind is None or kind in MEMORY_TYPES:
         return f"{directory} is not on a disk ({kind}): its files are never written back"
     return None
+
+
+def skip_unless_measurable(directory: Path) -> None:
+    """Skip the calling test, saying why, where `unmeasurable` gives a reason."""
+    reason = unmeasurable(directory)
+    if reason:
+        pytest.skip(reason)
 
 
 def dirty_pages(path: Path) -> int:

@@ -53,9 +53,7 @@ def test_a_table_without_the_path_gives_no_type() -> None:
 def disk_dir(tmp_path: Path) -> Path:
     """A directory whose files the kernel writes back to a disk, with page flags
     readable; the test is skipped, saying why, where either is missing."""
-    reason = pagecache.unmeasurable(tmp_path)
-    if reason:
-        pytest.skip(reason)
+    pagecache.skip_unless_measurable(tmp_path)
     return tmp_path
 
 

@@ -57,9 +57,7 @@ async def test_keys_that_are_not_generated_are_refused(tmp_path: Path, key: str)
 async def test_stored_text_is_on_its_way_to_the_disk(tmp_path: Path) -> None:
     """Written files are not left for the kernel's periodic burst of writes, which a
     database's commits on the same disk would wait behind (core/disk.py)."""
-    reason = pagecache.unmeasurable(tmp_path)
-    if reason:
-        pytest.skip(reason)
+    pagecache.skip_unless_measurable(tmp_path)
     storage = Storage(root=tmp_path / "files")
     key = new_key("texts", ".txt")
 

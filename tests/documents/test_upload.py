@@ -303,9 +303,7 @@ async def test_an_upload_is_on_its_way_to_the_disk_when_it_is_answered(
 ) -> None:
     """Left to the kernel, uploads would reach the disk in one burst every few seconds,
     and the database's commits on the same disk would wait behind it (core/disk.py)."""
-    reason = pagecache.unmeasurable(settings.data_dir)
-    if reason:
-        pytest.skip(reason)
+    pagecache.skip_unless_measurable(settings.data_dir)
     for label, size in {"small": 100 * 1024, "larger": INLINE_BYTES + 100 * 1024}.items():
         data = text_of(size, label)
 
@@ -319,9 +317,7 @@ async def test_an_upload_is_on_its_way_to_the_disk_when_it_is_answered(
 async def test_a_large_upload_starts_for_the_disk_piece_by_piece(tmp_path: Path) -> None:
     """Its first megabyte is on its way while the rest is still arriving, so a large
     file never leaves a pile of writes for one burst (nor queues them all at its end)."""
-    reason = pagecache.unmeasurable(tmp_path)
-    if reason:
-        pytest.skip(reason)
+    pagecache.skip_unless_measurable(tmp_path)
     received = ReceivedFile(field="file", filename="large.bin", path=tmp_path / "large.part")
     sink = _Sink(received, inspect=None, inline=False)
     first, rest = os.urandom(FLUSH_BYTES), os.urandom(FLUSH_BYTES // 2)
