@@ -1,8 +1,8 @@
 """Which of a file's pages the kernel still holds dirty, read from its page flags.
 
 Linux only, and only as root: a process's page map gives page frame numbers to
-root alone, and `/proc/kpageflags` is root's to read. `dirty_pages` says why when it
-cannot tell, and `skip_unless_measurable` skips a test with that reason.
+root alone, and `/proc/kpageflags` is root's to read. `unmeasurable` says why when
+they cannot be read, and `skip_unless_measurable` skips a test with that reason.
 """
 
 from __future__ import annotations
