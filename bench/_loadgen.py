@@ -59,12 +59,31 @@ UPLOAD_CONTENT_TYPE = f"multipart/form-data; boundary={BOUNDARY}"
 def upload_body(unique: str, text: bytes) -> bytes:
     """A multipart body with one text file, `text` after a first line naming `unique`
     (the same bytes twice would be answered as a duplicate without any work)."""
+    return file_body(f"report-{unique}.txt", f"Request {unique}.\n".encode() + text, "text/plain")
+
+
+def file_body(filename: str, data: bytes, content_type: str) -> bytes:
+    """A multipart body with one file in the form field `file`, as a browser sends it."""
     head = (
         f"--{BOUNDARY}\r\n"
-        f'Content-Disposition: form-data; name="file"; filename="report-{unique}.txt"\r\n'
-        "Content-Type: text/plain\r\n\r\n"
+        f'Content-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        f"Content-Type: {content_type}\r\n\r\n"
     ).encode()
-    return head + f"Request {unique}.\n".encode() + text + f"\r\n--{BOUNDARY}--\r\n".encode()
+    return head + data + f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
+def post(host: str, path: str, body: bytes, content_type: str, token: str | None) -> bytes:
+    """The bytes of one HTTP/1.1 POST on a keep-alive connection."""
+    lines = [
+        f"POST {path} HTTP/1.1",
+        f"Host: {host}",
+        f"Content-Type: {content_type}",
+        f"Content-Length: {len(body)}",
+        "Accept: application/json",
+    ]
+    if token:
+        lines.append(f"Authorization: Bearer {token}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
 class Requests:
@@ -91,16 +110,7 @@ class Requests:
         return self._request(upload_body(f"{self.run}-{n}", self.body), UPLOAD_CONTENT_TYPE)
 
     def _request(self, body: bytes, content_type: str) -> bytes:
-        lines = [
-            f"POST {self.path} HTTP/1.1",
-            f"Host: {self.host}",
-            f"Content-Type: {content_type}",
-            f"Content-Length: {len(body)}",
-            "Accept: application/json",
-        ]
-        if self.token:
-            lines.append(f"Authorization: Bearer {self.token}")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+        return post(self.host, self.path, body, content_type, self.token)
 
 
 class Connection:
@@ -115,6 +125,11 @@ class Connection:
 
     async def send(self, request: bytes) -> int:
         """Send one request and read its whole response; returns the status code."""
+        status, _ = await self.exchange(request)
+        return status
+
+    async def exchange(self, request: bytes) -> tuple[int, bytes]:
+        """Send one request; returns the response's status code and body."""
         self.writer.write(request)
         await self.writer.drain()
         head = await self.reader.readuntil(b"\r\n\r\n")
@@ -124,9 +139,8 @@ class Connection:
             name, _, value = line.partition(b":")
             if name.strip().lower() == b"content-length":
                 length = int(value)
-        if length:
-            await self.reader.readexactly(length)
-        return status
+        body = await self.reader.readexactly(length) if length else b""
+        return status, body
 
     def close(self) -> None:
         self.writer.close()
