@@ -3,7 +3,7 @@
 Each push of a job that is due now also LPUSHes a token to `<queue>:wake` (capped
 at WAKE_TOKENS_MAX by LTRIM, so the list never grows); an idle worker blocks on
 BLPOP of that list and polls as soon as a token arrives. Cost to Redis: one
-LPUSH and one LTRIM inside the push's MULTI (no extra round trip), one BLPOP per
+LPUSH and one LTRIM inside the push's script (no extra round trip), one BLPOP per
 token on a connection each worker keeps blocked, and no polling traffic while
 idle beyond one command per `poll_delay` (the fallback for deferred jobs).
 A worker also polls again as soon as one of its jobs finishes, so under load it
@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
+from collections.abc import Callable
+from types import TracebackType
 from typing import Any
 
-from arq.constants import in_progress_key_prefix
+from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix, retry_key_prefix
 from arq.utils import timestamp_ms
 from arq.worker import Worker
 from redis.exceptions import RedisError
@@ -28,20 +31,30 @@ WAKE_TOKENS_MAX = 64
 
 # Claim up to ARGV[2] due jobs for this worker in one round trip: walk the due part
 # of the queue from its head, skip jobs another worker holds (Arq's in-progress key,
-# which every Arq worker respects) and set that key on each job taken. Returns the
-# ids and scores taken, and the queue's length (a burst worker stops at zero).
+# which every Arq worker respects) and set that key on each job taken. For each job
+# taken it also does Arq's first read of a job (`Worker.run_job`: the job, its try
+# count incremented, and its abort request removed), which would otherwise cost the
+# job a round trip of its own before it starts. Returns, per job, its id, score and
+# those four answers, then the queue's length (a burst worker stops at zero).
 _CLAIM_SCRIPT = """
 local queue, now, slots, prefix = KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local ttl, offset, scan = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+local job_prefix, retry_prefix, abort_set = ARGV[7], ARGV[8], ARGV[9]
 local taken = {}
 while slots > 0 and scan > 0 do
   local due = redis.call('ZRANGEBYSCORE', queue, '-inf', now, 'WITHSCORES',
                          'LIMIT', offset, math.min(scan, 100))
   if #due == 0 then break end
   for i = 1, #due, 2 do
-    if slots > 0 and redis.call('SET', prefix .. due[i], '1', 'NX', 'PX', ttl) then
-      taken[#taken + 1] = due[i]
+    local id = due[i]
+    if slots > 0 and redis.call('SET', prefix .. id, '1', 'NX', 'PX', ttl) then
+      local retry = retry_prefix .. id
+      taken[#taken + 1] = id
       taken[#taken + 1] = due[i + 1]
+      taken[#taken + 1] = redis.call('GET', job_prefix .. id)
+      taken[#taken + 1] = redis.call('INCR', retry)
+      taken[#taken + 1] = redis.call('EXPIRE', retry, 88400)
+      taken[#taken + 1] = abort_set ~= '' and redis.call('ZREM', abort_set, id) or 0
       slots = slots - 1
     end
   end
@@ -50,6 +63,82 @@ while slots > 0 and scan > 0 do
 end
 return {taken, redis.call('ZCARD', queue)}
 """
+_CLAIMED_FIELDS = 6
+
+#: A job's first read, done by the claim, for `run_job` of that job's task to take.
+_claimed_read: contextvars.ContextVar[ClaimedRead | None] = contextvars.ContextVar(
+    "claimed_read", default=None
+)
+
+
+class ClaimedRead:
+    """What Arq's `run_job` reads first, answered from the claim instead of Redis.
+
+    `run_job` opens a MULTI pipeline and queues GET of the job, INCR and EXPIRE of
+    its try counter and, when aborts are allowed, ZREM of it from the abort set. The
+    claim script did exactly those, so this pipeline checks that the same commands
+    are queued and answers them without a round trip. Any other command sequence is
+    an Arq this was not written for, and fails loudly rather than count a try twice.
+    """
+
+    def __init__(self, job_id: str, answers: list[Any], abort: bool) -> None:
+        self.expected = [
+            ("get", job_key_prefix + job_id),
+            ("incr", retry_key_prefix + job_id),
+            ("expire", retry_key_prefix + job_id),
+        ]
+        if abort:
+            self.expected.append(("zrem", abort_jobs_ss))
+        self.answers = answers[: len(self.expected)]
+        self.queued: list[tuple[str, str]] = []
+
+    async def __aenter__(self) -> ClaimedRead:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    def _queue(self, command: str, key: str) -> ClaimedRead:
+        self.queued.append((command, key))
+        return self
+
+    def get(self, key: str) -> ClaimedRead:
+        return self._queue("get", key)
+
+    def incr(self, key: str) -> ClaimedRead:
+        return self._queue("incr", key)
+
+    def expire(self, key: str, _seconds: int) -> ClaimedRead:
+        return self._queue("expire", key)
+
+    def zrem(self, key: str, *_members: str) -> ClaimedRead:
+        return self._queue("zrem", key)
+
+    async def execute(self) -> list[Any]:
+        if self.queued != self.expected:
+            raise RuntimeError(
+                f"Arq's first read of a job changed ({self.queued} instead of "
+                f"{self.expected}); the claim script answers only the latter"
+            )
+        return self.answers
+
+
+def _answering_claimed_reads(pipeline: Callable[..., Any]) -> Callable[..., Any]:
+    """The pool's `pipeline`, except that a job's first one in `run_job` is its claimed read."""
+
+    def claimed_or_real(*args: Any, **kwargs: Any) -> Any:
+        read = _claimed_read.get()
+        if read is None:
+            return pipeline(*args, **kwargs)
+        _claimed_read.set(None)  # only the first pipeline of the job's task
+        return read
+
+    return claimed_or_real
 
 
 def wake_key(queue_name: str) -> str:
@@ -75,9 +164,9 @@ class WakeUpWorker(Worker):
 
     async def _poll_iteration(self) -> None:
         """Arq's poll, with its read (ZRANGEBYSCORE, then per job WATCH, EXISTS,
-        ZSCORE, MULTI/EXEC) done by one script for as many jobs as there are free
-        slots, and the abort check kept to Arq's own pace of once per poll delay
-        rather than after every finished job."""
+        ZSCORE, MULTI/EXEC) and each job's first read in `run_job` done by one
+        script for as many jobs as there are free slots, and the abort check kept to
+        Arq's own pace of once per poll delay rather than after every finished job."""
         slots = self.max_jobs - self.job_counter
         if self.burst and self.max_burst_jobs >= 0:
             slots = min(slots, self.max_burst_jobs - self._jobs_started())
@@ -103,13 +192,20 @@ class WakeUpWorker(Worker):
                 int(self.in_progress_timeout_s * 1000),
                 self._queue_read_offset,
                 self.queue_read_limit + self.max_jobs,
+                job_key_prefix,
+                retry_key_prefix,
+                abort_jobs_ss if self.allow_abort_jobs else "",
             ],
         )
-        for job_id_b, score in zip(taken[::2], taken[1::2], strict=True):
+        for at in range(0, len(taken), _CLAIMED_FIELDS):
+            job_id_b, score, *answers = taken[at : at + _CLAIMED_FIELDS]
             job_id = job_id_b.decode()
+            # The job's task starts with its first read in hand (see ClaimedRead).
+            context = contextvars.copy_context()
+            context.run(_claimed_read.set, ClaimedRead(job_id, answers, self.allow_abort_jobs))
             await self.sem.acquire()  # free: there were `slots` of them
             self.job_counter += 1
-            task = self.loop.create_task(self.run_job(job_id, int(float(score))))
+            task = self.loop.create_task(self.run_job(job_id, int(float(score))), context=context)
             task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
             self.tasks[job_id] = task
 
@@ -129,6 +225,8 @@ class WakeUpWorker(Worker):
                 default_queue_name=self.queue_name,
                 expires_extra_ms=self.expires_extra_ms,
             )
+        pool: Any = self._pool
+        pool.pipeline = _answering_claimed_reads(pool.pipeline)
         log.info("worker starting for %d functions", len(self.functions))
         self.ctx["redis"] = self.pool
         if self.on_startup:
