@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 
 import pytest
 from arq.connections import ArqRedis
@@ -30,15 +31,14 @@ async def count(jc: JobContext, n: int) -> None:
     ran.append(n)
 
 
-async def _commands_during(queue: ArqRedis, work: asyncio.Future[object]) -> list[str]:
-    """Every command Redis received from a client, not from a script, while `work` ran
-    (MONITOR)."""
+async def _commands_during(queue: ArqRedis, work: Callable[[], Awaitable[object]]) -> list[str]:
+    """Every command Redis received from a client, not from a script, while `work()`
+    ran (MONITOR). The work starts only once the monitor is on, so nothing is missed."""
     seen: list[str] = []
-    async with queue.monitor() as monitor:
-        await monitor.connection.read_response()  # MONITOR's own OK, so it is on
+    async with queue.monitor() as monitor:  # on once entered (Redis answered OK)
         watching = asyncio.ensure_future(_collect(monitor, seen))
         try:
-            await work
+            await work()
             await asyncio.sleep(0.1)  # the last commands reach the monitor
         finally:
             watching.cancel()
@@ -62,10 +62,9 @@ async def test_a_claimed_job_starts_without_a_read_of_its_own(
         runs = [await enqueue(session, count, n=n) for n in range(5)]
         await commit(session)
 
-    worker = asyncio.ensure_future(
-        run_worker(functions=[count.arq_function(settings)], cron_jobs=[])
+    commands = await _commands_during(
+        queue, lambda: run_worker(functions=[count.arq_function(settings)], cron_jobs=[])
     )
-    commands = await _commands_during(queue, worker)
 
     assert sorted(ran) == list(range(5))
     for run in runs:
