@@ -91,12 +91,12 @@ def uvicorn(factory: str, env: dict[str, str], log: Path) -> Iterator[Served]:
 
 
 @contextmanager
-def workers(count: int, env: dict[str, str], logs: Path) -> Iterator[list[Path]]:
-    """`count` docdigest worker processes; yields their log files."""
+def workers(count: int, env: dict[str, str], logs: Path) -> Iterator[list[int]]:
+    """`count` docdigest worker processes; yields their process ids."""
     paths = [logs / f"worker-{n}.log" for n in range(count)]
     processes = [_start([sys.executable, "-m", "docdigest", "worker"], env, p) for p in paths]
     try:
-        yield paths
+        yield [process.pid for process in processes]
     except BaseException:
         for path in paths:
             sys.stderr.write(path.read_text(errors="replace")[-3000:])

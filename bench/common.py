@@ -188,6 +188,35 @@ def machine_busy_s() -> float | None:
     return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_s(pids: list[int]) -> float | None:
+    """CPU seconds used by the processes `pids` and every living descendant, with what
+    their finished children used (Linux's /proc; None elsewhere). A worker's extraction
+    children are counted through the fork server that waits for them."""
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        entries = [entry for entry in os.listdir("/proc") if entry.isdigit()]
+    except OSError:
+        return None
+    for entry in entries:
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        parents[int(entry)] = int(fields[1])
+        used[int(entry)] = sum(int(v) for v in fields[11:15]) / tick  # u, s, cu, cs time
+    children: dict[int, list[int]] = {}
+    for pid, parent in parents.items():
+        children.setdefault(parent, []).append(pid)
+    total, todo = 0.0, [pid for pid in pids if pid in used]
+    while todo:
+        pid = todo.pop()
+        total += used[pid]
+        todo.extend(children.get(pid, []))
+    return total
+
+
 def cores_busy(before: float | None, wall_s: float) -> float | None:
     after = machine_busy_s()
     if before is None or after is None or wall_s <= 0:

@@ -46,7 +46,7 @@ from sqlalchemy import func, select
 import docdigest.models  # noqa: F401  (registers every table for create_all)
 from bench._corpus import cached, write_document
 from bench._loadgen import UPLOAD_CONTENT_TYPE, Connection, file_body, post
-from bench._servers import CountingMailbox, bearer_token, smtp_server, uvicorn, workers
+from bench._servers import CountingMailbox, Served, bearer_token, smtp_server, uvicorn, workers
 from bench._timeline import one_document
 from bench.common import (
     arguments,
@@ -57,11 +57,12 @@ from bench.common import (
     private_redis,
     report,
     run,
+    tree_cpu_s,
 )
 from docdigest.core.db import create_engine
 from docdigest.documents.extract import ExtractionFailed, Limits, extract_file
 from docdigest.documents.extract.sandbox import warm_up
-from docdigest.documents.models import Document, DocumentStatus
+from docdigest.documents.models import Document, DocumentStatus, DocumentStep
 from docdigest.documents.sniff import sniff
 from docdigest.documents.summarize import summarize_extractive
 from docdigest.jobs.models import JobRun
@@ -173,7 +174,7 @@ async def through_docdigest(
             try:
                 with uvicorn("docdigest.main:app_from_env", env, tmp / "web.log") as web:
                     return [
-                        await one_round(corpus, count, env, web.port, engine, mailbox, tmp / str(n))
+                        await one_round(corpus, count, env, web, engine, mailbox, tmp / str(n))
                         for n, count in enumerate(worker_counts)
                     ]
             finally:
@@ -184,7 +185,7 @@ async def one_round(
     corpus: list[Path],
     worker_count: int,
     env: dict[str, str],
-    port: int,
+    web: Served,
     engine: Any,
     mailbox: CountingMailbox,
     tmp: Path,
@@ -192,7 +193,8 @@ async def one_round(
     logs = tmp / f"round-{worker_count}"
     logs.mkdir(parents=True)
     booting = time.perf_counter()
-    with workers(worker_count, env, logs):
+    port = web.port
+    with workers(worker_count, env, logs) as worker_pids:
         await wait_for_workers(
             env["DOCDIGEST_REDIS_URL"], env["DOCDIGEST_QUEUE_NAME"], worker_count
         )
@@ -206,13 +208,20 @@ async def one_round(
             probe = await one_document(port, token, engine, mailbox, email, probe_path)
         mails_before = len(mailbox.arrivals(email))
         started_at = datetime.now(UTC)
-        busy_before = machine_busy_s()
+        busy_before, web_before = machine_busy_s(), web.cpu_s()
+        lanes_before = tree_cpu_s(worker_pids)
         started = time.perf_counter()
         await upload_all(port, token, corpus)
         uploaded_s = time.perf_counter() - started
         await wait_until(engine, user_id, started_at, len(corpus), mailbox, email, mails_before)
         polled_s = time.perf_counter() - started
         busy = cores_busy(busy_before, polled_s)
+        split = cores_split(
+            polled_s,
+            machine=(busy_before, machine_busy_s()),
+            workers=(lanes_before, tree_cpu_s(worker_pids)),
+            web=(web_before, web.cpu_s()),
+        )
     result = await read_back(engine, user_id, started_at)
     elapsed = result.pop("last_ready_s") or polled_s
     return {
@@ -222,10 +231,28 @@ async def one_round(
         "workers_startup_s": round(startup_s, 1),
         "per_min": per_min(corpus, elapsed),
         "cores_busy": busy,
+        "cores_by_process": split,
         "mails": len(mailbox.arrivals(email)) - mails_before,
         **result,
         **({"one_document": probe} if probe else {}),
     }
+
+
+def cores_split(
+    wall_s: float, **spans: tuple[float | None, float | None]
+) -> dict[str, float] | None:
+    """Cores kept busy over `wall_s` by the worker processes (with their extraction
+    children), the web process, and the rest of the machine (PostgreSQL, Redis, the
+    bench itself, anything else running), from (before, after) CPU-second readings."""
+    used = {
+        name: after - before
+        for name, (before, after) in spans.items()
+        if before is not None and after is not None
+    }
+    if len(used) != len(spans) or wall_s <= 0:
+        return None
+    rest = used.pop("machine") - sum(used.values())
+    return {name: round(value / wall_s, 2) for name, value in {**used, "rest": rest}.items()}
 
 
 async def engine_scalar(engine: Any, statement: Any) -> Any:
@@ -302,7 +329,10 @@ async def wait_until(
 
 
 async def read_back(engine: Any, user_id: int, started_at: datetime) -> dict[str, Any]:
-    """Outcomes from the documents table, and where the time went from the ledger."""
+    """Outcomes from the documents table, and where the time went: each job's queue
+    wait and run from the ledger, and within the runs the steps' own work (extracting,
+    summarizing) from the documents' step timeline, so that what a round loses to the
+    job tier and what it loses to slower work can be told apart."""
     async with engine.connect() as conn:
         documents = (
             await conn.execute(
@@ -319,6 +349,15 @@ async def read_back(engine: Any, user_id: int, started_at: datetime) -> dict[str
                 ).where(JobRun.subject.in_(subjects))
             )
         ).all()
+        step_rows = (
+            await conn.execute(
+                select(DocumentStep.step, DocumentStep.started_at, DocumentStep.finished_at).where(
+                    DocumentStep.document_id.in_([d.id for d in documents]),
+                    DocumentStep.finished_at.is_not(None),
+                    DocumentStep.error.is_(None),
+                )
+            )
+        ).all()
     ready = [d.ready_at for d in documents if d.status == DocumentStatus.READY and d.ready_at]
     steps: dict[str, dict[str, list[float]]] = {}
     for row in jobs:
@@ -327,6 +366,11 @@ async def read_back(engine: Any, user_id: int, started_at: datetime) -> dict[str
         step = steps.setdefault(row.function, {"queue_wait": [], "run": []})
         step["queue_wait"].append((row.started_at - row.enqueued_at).total_seconds() * 1000)
         step["run"].append((row.finished_at - row.started_at).total_seconds() * 1000)
+    work: dict[str, list[float]] = {}
+    for row in step_rows:
+        work.setdefault(row.step, []).append(
+            (row.finished_at - row.started_at).total_seconds() * 1000
+        )
     return {
         "ready": len(ready),
         "failed": sum(1 for d in documents if d.status == DocumentStatus.FAILED),
@@ -339,6 +383,14 @@ async def read_back(engine: Any, user_id: int, started_at: datetime) -> dict[str
                 "run_total_s": round(sum(values["run"]) / 1000, 2),
             }
             for name, values in sorted(steps.items())
+        },
+        "work_ms": {
+            name: {
+                "steps": len(values),
+                "p50": round(statistics.median(values), 1),
+                "total_s": round(sum(values) / 1000, 2),
+            }
+            for name, values in sorted(work.items())
         },
     }
 
