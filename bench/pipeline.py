@@ -216,8 +216,7 @@ async def one_round(
         await wait_until(engine, user_id, started_at, len(corpus), mailbox, email, mails_before)
         polled_s = time.perf_counter() - started
         busy = cores_busy(busy_before, polled_s)
-        split = cores_split(
-            polled_s,
+        split = cpu_split(
             machine=(busy_before, machine_busy_s()),
             workers=(lanes_before, tree_cpu_s(worker_pids)),
             web=(web_before, web.cpu_s()),
@@ -231,28 +230,26 @@ async def one_round(
         "workers_startup_s": round(startup_s, 1),
         "per_min": per_min(corpus, elapsed),
         "cores_busy": busy,
-        "cores_by_process": split,
+        "cpu_s_by_process": split,
         "mails": len(mailbox.arrivals(email)) - mails_before,
         **result,
         **({"one_document": probe} if probe else {}),
     }
 
 
-def cores_split(
-    wall_s: float, **spans: tuple[float | None, float | None]
-) -> dict[str, float] | None:
-    """Cores kept busy over `wall_s` by the worker processes (with their extraction
-    children), the web process, and the rest of the machine (PostgreSQL, Redis, the
-    bench itself, anything else running), from (before, after) CPU-second readings."""
+def cpu_split(**spans: tuple[float | None, float | None]) -> dict[str, float] | None:
+    """CPU seconds used by the worker processes (with their extraction children), the
+    web process, and the rest of the machine (PostgreSQL, Redis, the bench itself,
+    anything else running), from (before, after) readings."""
     used = {
         name: after - before
         for name, (before, after) in spans.items()
         if before is not None and after is not None
     }
-    if len(used) != len(spans) or wall_s <= 0:
+    if len(used) != len(spans):
         return None
     rest = used.pop("machine") - sum(used.values())
-    return {name: round(value / wall_s, 2) for name, value in {**used, "rest": rest}.items()}
+    return {name: round(value, 2) for name, value in {**used, "rest": rest}.items()}
 
 
 async def engine_scalar(engine: Any, statement: Any) -> Any:
