@@ -20,6 +20,7 @@ from markitdown.converters import (
 )
 
 from docdigest.documents import sniff
+from docdigest.documents.extract.docx import lighter_docx
 from docdigest.documents.extract.normalize import normalize_text
 from docdigest.documents.extract.pdf import extract_pdf
 from docdigest.documents.extract.result import Extracted, Unreadable
@@ -53,7 +54,8 @@ def extract(path: Path, content_type: str, max_chars: int) -> Extracted:
     converter = CONVERTERS.get(content_type)
     if converter is not None:
         info = StreamInfo(extension=sniff.ALLOWED[content_type], mimetype=content_type)
-        with path.open("rb") as handle:
+        opened = lighter_docx(path) if content_type == sniff.DOCX else path.open("rb")
+        with opened as handle:
             result = converter.convert(handle, info)
         return _finish(result.markdown or "", max_chars)
     raise Unreadable(f"{content_type} is not a supported type")
