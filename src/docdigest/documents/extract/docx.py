@@ -57,7 +57,7 @@ def lighter_docx(path: Path) -> BinaryIO:
                         rewritten.open(member.filename, "w") as target,
                     ):
                         shutil.copyfileobj(source, target, 1024 * 1024)
-    except (zipfile.BadZipFile, OSError, RuntimeError, ValueError, EOFError):
+    except (zipfile.BadZipFile, OSError, RuntimeError, ValueError, EOFError, NotImplementedError):
         return path.open("rb")  # the converter reports what is wrong with it
     out.seek(0)
     return out
