@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from aiosmtpd.controller import Controller
 
-from bench.common import stop
+from bench.common import process_stat, stop
 from docdigest.devserver.redis import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +50,7 @@ class Served:
     def cpu_s(self) -> float | None:
         """CPU seconds the process has used, all its threads (Linux's /proc; None elsewhere)."""
         try:
-            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            fields = process_stat(self.process.pid)
         except OSError:
             return None
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime

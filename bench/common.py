@@ -188,6 +188,13 @@ def machine_busy_s() -> float | None:
     return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def process_stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (which may hold spaces and
+    parentheses), so that field N of proc(5) is item N - 3; raises OSError when the
+    process is gone or there is no /proc."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def tree_cpu_s(pids: list[int]) -> float | None:
     """CPU seconds used by the processes `pids` and every living descendant, with what
     their finished children used (Linux's /proc; None elsewhere). A worker's extraction
@@ -201,7 +208,7 @@ def tree_cpu_s(pids: list[int]) -> float | None:
         return None
     for entry in entries:
         try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            fields = process_stat(int(entry))
         except OSError:
             continue  # gone meanwhile
         parents[int(entry)] = int(fields[1])
