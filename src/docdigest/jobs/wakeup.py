@@ -8,6 +8,10 @@ token on a connection each worker keeps blocked, and no polling traffic while
 idle beyond one command per `poll_delay` (the fallback for deferred jobs).
 A worker also polls again as soon as one of its jobs finishes, so under load it
 never sits out a poll delay while the queue is full.
+
+A job's end (Arq's `finish_job`: its result stored, its keys removed, its queue
+entry gone) is written together with those of the worker's other jobs that end
+meanwhile, in one MULTI/EXEC: under load, one round trip for many jobs.
 """
 
 from __future__ import annotations
@@ -16,14 +20,24 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix, retry_key_prefix
-from arq.utils import timestamp_ms
+from arq.constants import (
+    abort_jobs_ss,
+    in_progress_key_prefix,
+    job_key_prefix,
+    result_key_prefix,
+    retry_key_prefix,
+)
+from arq.utils import timestamp_ms, to_ms
 from arq.worker import Worker
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
+
+from docdigest.core.batch import GroupCommit
 
 log = logging.getLogger("docdigest.jobs")
 
@@ -141,6 +155,40 @@ def _answering_claimed_reads(pipeline: Callable[..., Any]) -> Callable[..., Any]
     return claimed_or_real
 
 
+@dataclass(frozen=True)
+class _Finish:
+    """Arq's `finish_job` arguments for one job."""
+
+    job_id: str
+    finish: bool
+    result_data: bytes | None
+    result_timeout_s: float | None
+    keep_result_forever: bool
+    incr_score: int | None
+    keep_in_progress: float | None
+
+
+def _queue_finish(tr: Pipeline, queue_name: str, end: _Finish) -> None:
+    """The commands of Arq's `finish_job` for one job (Arq 0.26-0.28), queued on `tr`."""
+    in_progress_key = in_progress_key_prefix + end.job_id
+    delete_keys = []
+    if end.keep_in_progress is None:
+        delete_keys.append(in_progress_key)
+    else:
+        tr.pexpire(in_progress_key, to_ms(end.keep_in_progress))
+    if end.finish:
+        if end.result_data:
+            expire = None if end.keep_result_forever else end.result_timeout_s
+            tr.set(result_key_prefix + end.job_id, end.result_data, px=to_ms(expire))
+        delete_keys += [retry_key_prefix + end.job_id, job_key_prefix + end.job_id]
+        tr.zrem(abort_jobs_ss, end.job_id)
+        tr.zrem(queue_name, end.job_id)
+    elif end.incr_score:
+        tr.zincrby(queue_name, end.incr_score, end.job_id)
+    if delete_keys:
+        tr.delete(*delete_keys)
+
+
 def wake_key(queue_name: str) -> str:
     return f"{queue_name}:wake"
 
@@ -161,6 +209,7 @@ class WakeUpWorker(Worker):
         self._listener: asyncio.Task[None] | None = None
         self._next_abort_check = 0.0
         self._queued = 0  # the queue's length at the last claim
+        self._ends: GroupCommit[_Finish, None] = GroupCommit(self._write_ends)
 
     async def _poll_iteration(self) -> None:
         """Arq's poll, with its read (ZRANGEBYSCORE, then per job WATCH, EXISTS,
@@ -212,6 +261,36 @@ class WakeUpWorker(Worker):
     def _release_sem_dec_counter_on_complete(self) -> None:
         super()._release_sem_dec_counter_on_complete()
         self._wake.set()
+
+    async def finish_job(
+        self,
+        job_id: str,
+        finish: bool,
+        result_data: bytes | None,
+        result_timeout_s: float | None,
+        keep_result_forever: bool,
+        incr_score: int | None,
+        keep_in_progress: float | None,
+    ) -> None:
+        """Arq's `finish_job`, in one MULTI/EXEC with the ends of the worker's other
+        jobs that arrive while a write is in flight (a lone end is written at once)."""
+        end = _Finish(
+            job_id,
+            finish,
+            result_data,
+            result_timeout_s,
+            keep_result_forever,
+            incr_score,
+            keep_in_progress,
+        )
+        await self._ends.submit(end)
+
+    async def _write_ends(self, ends: Sequence[_Finish]) -> list[None]:
+        async with self.pool.pipeline(transaction=True) as tr:
+            for end in ends:
+                _queue_finish(tr, self.queue_name, end)
+            await tr.execute()
+        return [None] * len(ends)
 
     async def main(self) -> None:
         # Arq's main(), with its fixed-interval poll replaced by `_wait`.
