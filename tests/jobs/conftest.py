@@ -1,11 +1,13 @@
-"""What the job-tier tests share: a queue connection and a way to wait for a state."""
+"""What the job-tier tests share: waiting for a state, loading a job, watching Redis."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from arq.connections import ArqRedis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -35,3 +37,26 @@ async def attempts_of(db: async_sessionmaker[AsyncSession], job_id: str) -> list
     async with db() as session:
         query = select(JobAttempt).where(JobAttempt.job_id == job_id).order_by(JobAttempt.id)
         return list(await session.scalars(query))
+
+
+async def commands_during(queue: ArqRedis, work: Callable[[], Awaitable[object]]) -> list[str]:
+    """Every command Redis received from a client, not from a script, while `work()`
+    ran (MONITOR). The work starts only once the monitor is on, so nothing is missed."""
+    seen: list[str] = []
+    async with queue.monitor() as monitor:  # on once entered (Redis answered OK)
+        watching = asyncio.ensure_future(_collect(monitor, seen))
+        try:
+            await work()
+            await asyncio.sleep(0.1)  # the last commands reach the monitor
+        finally:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
+    return seen
+
+
+async def _collect(monitor: object, seen: list[str]) -> None:
+    while True:
+        info = await monitor.next_command()  # type: ignore[attr-defined]
+        if info["client_type"] != "lua":
+            seen.append(info["command"])

@@ -5,10 +5,6 @@ tests/jobs/test_policy.py."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable
-
 import pytest
 from arq.connections import ArqRedis
 from arq.constants import abort_jobs_ss, job_key_prefix, retry_key_prefix
@@ -21,7 +17,7 @@ from docdigest.jobs.models import JobStatus
 from docdigest.jobs.wakeup import ClaimedRead
 from docdigest.settings import Settings
 from tests.conftest import RunWorker
-from tests.jobs.conftest import load
+from tests.jobs.conftest import commands_during, load
 
 ran: list[int] = []
 
@@ -29,29 +25,6 @@ ran: list[int] = []
 @job(timeout_s=5)
 async def count(jc: JobContext, n: int) -> None:
     ran.append(n)
-
-
-async def _commands_during(queue: ArqRedis, work: Callable[[], Awaitable[object]]) -> list[str]:
-    """Every command Redis received from a client, not from a script, while `work()`
-    ran (MONITOR). The work starts only once the monitor is on, so nothing is missed."""
-    seen: list[str] = []
-    async with queue.monitor() as monitor:  # on once entered (Redis answered OK)
-        watching = asyncio.ensure_future(_collect(monitor, seen))
-        try:
-            await work()
-            await asyncio.sleep(0.1)  # the last commands reach the monitor
-        finally:
-            watching.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watching
-    return seen
-
-
-async def _collect(monitor: object, seen: list[str]) -> None:
-    while True:
-        info = await monitor.next_command()  # type: ignore[attr-defined]
-        if info["client_type"] != "lua":
-            seen.append(info["command"])
 
 
 async def test_a_claimed_job_starts_without_a_read_of_its_own(
@@ -62,7 +35,7 @@ async def test_a_claimed_job_starts_without_a_read_of_its_own(
         runs = [await enqueue(session, count, n=n) for n in range(5)]
         await commit(session)
 
-    commands = await _commands_during(
+    commands = await commands_during(
         queue, lambda: run_worker(functions=[count.arq_function(settings)], cron_jobs=[])
     )
 

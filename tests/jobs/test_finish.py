@@ -24,8 +24,7 @@ from docdigest.jobs.models import JobStatus
 from docdigest.settings import Settings
 from docdigest.worker import create_worker
 from tests.conftest import RunWorker
-from tests.jobs.conftest import load
-from tests.jobs.test_claim import _commands_during
+from tests.jobs.conftest import commands_during, load
 
 PREFIXES = {
     "in_progress": in_progress_key_prefix,
@@ -98,7 +97,7 @@ async def test_jobs_that_end_together_are_finished_in_one_transaction(
         runs = [await enqueue(session, quick, n=n) for n in range(5)]
         await commit(session)
 
-    commands = await _commands_during(
+    commands = await commands_during(
         queue, lambda: run_worker(functions=[quick.arq_function(settings)], cron_jobs=[])
     )
 
