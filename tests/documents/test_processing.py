@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from datetime import datetime
 from typing import Any
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from docdigest.core.db import commit
 from docdigest.core.queue import connect_queue
-from docdigest.documents import pipeline
+from docdigest.documents import jobs, pipeline
 from docdigest.documents.jobs import process_document
 from docdigest.documents.models import DocumentStep
 from docdigest.jobs import enqueue
@@ -168,6 +169,75 @@ async def test_in_a_burst_each_document_is_ready_before_the_next_is_extracted(
             )
         ).all()
     assert sorted(functions) == ["email_user", "extract_text"]
+
+
+async def test_while_its_text_is_extracted_the_owner_sees_extracting(
+    client: httpx.AsyncClient,
+    alice: Account,
+    upload: Upload,
+    run_worker: RunWorker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The extraction starts before "extracting" is committed; the commit lands while
+    it runs, so the owner sees the step begin rather than a queued document."""
+    real_extract_file = pipeline.extract_file
+    seen: list[tuple[str, list[tuple[str, str | None]], bool]] = []
+
+    async def watched(*args: Any) -> Any:
+        for _ in range(200):
+            body = await fetch_document(client, alice, document_id)
+            if body["status"] != "queued":
+                break
+            await asyncio.sleep(0.01)
+        step = body["timeline"][0] if body["timeline"] else {}
+        seen.append((body["status"], timeline(body), step.get("finished_at") is None))
+        return await real_extract_file(*args)
+
+    monkeypatch.setattr(pipeline, "extract_file", watched)
+    document_id = (await upload(alice, "notes.txt", files.text_bytes())).json()["id"]
+
+    await run_worker()
+
+    assert seen == [("extracting", [("extract", None)], True)]
+    assert (await fetch_document(client, alice, document_id))["status"] == "ready"
+
+
+async def test_a_lost_commit_of_extracting_retries_and_leaves_one_text(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    alice: Account,
+    upload: Upload,
+    run_worker: RunWorker,
+    db: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+    smtp: Any,
+) -> None:
+    """When "extracting" cannot be committed, the extraction already under way is
+    given up with it: the job's next try does the step again, and the document ends
+    ready with one stored text, one summary and one mail."""
+    real_commit = jobs.commit
+    commits = 0
+
+    async def first_fails(session: AsyncSession) -> None:
+        nonlocal commits
+        commits += 1
+        if commits == 1:
+            raise ConnectionError("lost the connection while committing")
+        await real_commit(session)
+
+    monkeypatch.setattr(jobs, "commit", first_fails)
+    document_id = (await upload(alice, "notes.txt", files.text_bytes())).json()["id"]
+
+    await run_worker()
+
+    body = await fetch_document(client, alice, document_id)
+    assert body["status"] == "ready"
+    assert timeline(body) == [("extract", None), ("summarize", None), ("email", None)]
+    run = await job_of(db, "extract_text", document_id)
+    assert (run.status, run.attempts) == (JobStatus.SUCCEEDED, 2)
+    texts = [p for p in (settings.files_dir / "texts").rglob("*") if p.is_file()]
+    assert len(texts) == 1
+    assert len(ready_mails(smtp)) == 1
 
 
 async def test_a_summary_cut_short_resumes_from_the_stored_text(

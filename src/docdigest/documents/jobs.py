@@ -19,6 +19,9 @@ are slow and fail in ways worth retrying on their own.
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import raiseload
 
@@ -63,10 +66,20 @@ async def extract_text(jc: JobContext, document_id: int) -> None:
     step = pipeline.begin_step(
         jc.session, document, pipeline.EXTRACT, attempt=jc.attempt, job_id=jc.job_id
     )
-    await commit(jc.session)
     storage = jc.resource(Storage)
+    # The extraction runs in a process of its own: it starts first, and "extracting"
+    # is committed while it runs rather than before.
+    extraction = asyncio.ensure_future(
+        pipeline.extract(storage, jc.settings, document.storage_key, document.content_type)
+    )
     try:
-        extracted = await pipeline.extract(storage, jc.settings, document)
+        await commit(jc.session)
+    except BaseException:
+        extraction.cancel()
+        extraction.add_done_callback(_discard)
+        raise
+    try:
+        extracted = await extraction
         await pipeline.store_text(jc.session, storage, document, extracted)
     except ExtractionFailed as exc:
         pipeline.fail_document(document, step, str(exc))
@@ -170,6 +183,12 @@ async def delete_document(jc: JobContext, document_id: int) -> None:
     document = await jc.session.get(Document, document_id)
     if document is not None:
         await remove_document(jc.session, jc.resource(Storage), document)
+
+
+def _discard(task: asyncio.Future[Any]) -> None:
+    """Retrieve the outcome of work no longer wanted, so it is not logged as lost."""
+    if not task.cancelled():
+        task.exception()
 
 
 async def _document(jc: JobContext, document_id: int) -> Document | None:

@@ -48,14 +48,14 @@ def fail_document(document: Document, row: DocumentStep, reason: str) -> None:
     document.processed_at = utcnow()
 
 
-async def extract(storage: Storage, settings: Settings, document: Document) -> Extracted:
-    """The document's text, extracted in the sandbox; raises ExtractionFailed."""
+async def extract(storage: Storage, settings: Settings, key: str, content_type: str) -> Extracted:
+    """The text of the stored file `key`, extracted in the sandbox; raises ExtractionFailed."""
     limits = Limits.from_settings(settings)
     if limits.wall_s > MAX_EXTRACT_WALL_S:
         limits = Limits(limits.cpu_s, MAX_EXTRACT_WALL_S, limits.memory_mb, limits.max_chars)
     try:
-        async with storage.local_path(document.storage_key) as path:
-            return await extract_file(path, document.content_type, limits)
+        async with storage.local_path(key) as path:
+            return await extract_file(path, content_type, limits)
     except FileNotFoundError:
         raise ExtractionFailed("the uploaded file is missing from storage") from None
 
