@@ -125,3 +125,21 @@ def run_worker_with(settings: Settings) -> RunWorkerWith:
         return await run_burst(settings.model_copy(update=changes))
 
     return run
+
+
+def fail_first_call(
+    monkeypatch: pytest.MonkeyPatch, owner: object, name: str, error: Exception
+) -> None:
+    """`owner.name` (a coroutine function) raises `error` on its first call and works
+    as before from the second on, as after a connection lost for a moment."""
+    real = getattr(owner, name)
+    calls = 0
+
+    async def first_fails(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise error
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, first_fails)

@@ -25,6 +25,7 @@ from tests.documents import files
 from tests.documents.conftest import (
     Account,
     Upload,
+    fail_first_call,
     fetch_document,
     job_of,
     load_document,
@@ -215,17 +216,7 @@ async def test_a_lost_commit_of_extracting_retries_and_leaves_one_text(
     """When "extracting" cannot be committed, the extraction already under way is
     given up with it: the job's next try does the step again, and the document ends
     ready with one stored text, one summary and one mail."""
-    real_commit = jobs.commit
-    commits = 0
-
-    async def first_fails(session: AsyncSession) -> None:
-        nonlocal commits
-        commits += 1
-        if commits == 1:
-            raise ConnectionError("lost the connection while committing")
-        await real_commit(session)
-
-    monkeypatch.setattr(jobs, "commit", first_fails)
+    fail_first_call(monkeypatch, jobs, "commit", ConnectionError("lost the connection"))
     document_id = (await upload(alice, "notes.txt", files.text_bytes())).json()["id"]
 
     await run_worker()
@@ -250,17 +241,8 @@ async def test_a_summary_cut_short_resumes_from_the_stored_text(
 ) -> None:
     """A try of the extraction job that stored the text but failed in its summary is
     followed by one that summarizes the stored text, without extracting it again."""
-    real_summarize = pipeline.summarize
-    calls = 0
-
-    async def fails_once(*args: Any, **kwargs: Any) -> pipeline.Summary:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            raise ConnectionError("lost the connection mid-summary")
-        return await real_summarize(*args, **kwargs)
-
-    monkeypatch.setattr(pipeline, "summarize", fails_once)
+    error = ConnectionError("lost the connection mid-summary")
+    fail_first_call(monkeypatch, pipeline, "summarize", error)
     document_id = (await upload(alice, "notes.txt", files.text_bytes())).json()["id"]
 
     await run_worker()
