@@ -224,6 +224,30 @@ def tree_cpu_s(pids: list[int]) -> float | None:
     return total
 
 
+def cpu_parts_s(pids: list[int]) -> dict[str, float] | None:
+    """`tree_cpu_s(pids)` split three ways (Linux's /proc; None elsewhere): `main`,
+    each process's main thread, where a docdigest process runs its event loop (the
+    job tier's own work: the jobs' statements, the ledger, the pushes and claims, the
+    logs); `threads`, the processes' other threads (the summaries and the hand-offs
+    to the sandbox run there); `children`, every descendant with what it reaped (a
+    worker's fork server and its extraction children)."""
+    total = tree_cpu_s(pids)
+    if total is None:
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    main = whole = 0.0
+    for pid in pids:
+        try:
+            own = process_stat(pid)
+            first = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None  # gone meanwhile: a split without it would mislead
+        # A process's utime and stime include its threads, those that ended too.
+        whole += (int(own[11]) + int(own[12])) / tick
+        main += (int(first[11]) + int(first[12])) / tick
+    return {"main": main, "threads": whole - main, "children": total - whole}
+
+
 def cores_busy(before: float | None, wall_s: float) -> float | None:
     after = machine_busy_s()
     if before is None or after is None or wall_s <= 0:

@@ -51,6 +51,7 @@ from bench._timeline import one_document
 from bench.common import (
     arguments,
     cores_busy,
+    cpu_parts_s,
     database,
     machine_busy_s,
     postgres_admin_url,
@@ -82,7 +83,7 @@ async def plain_loop(corpus: list[Path]) -> dict[str, Any]:
     limits = Limits.from_settings(settings)
     warm_up()
     failed = 0
-    busy_before = machine_busy_s()
+    busy_before, parts_before = machine_busy_s(), cpu_parts_s([os.getpid()])
     started = time.perf_counter()
     for path in corpus:
         try:
@@ -97,6 +98,7 @@ async def plain_loop(corpus: list[Path]) -> dict[str, Any]:
         "failed": failed,
         "per_min": per_min(corpus, elapsed),
         "cores_busy": cores_busy(busy_before, elapsed),
+        "cpu_s_by_part": parts_used(parts_before, cpu_parts_s([os.getpid()])),
     }
 
 
@@ -209,7 +211,7 @@ async def one_round(
         mails_before = len(mailbox.arrivals(email))
         started_at = datetime.now(UTC)
         busy_before, web_before = machine_busy_s(), web.cpu_s()
-        lanes_before = tree_cpu_s(worker_pids)
+        lanes_before, parts_before = tree_cpu_s(worker_pids), cpu_parts_s(worker_pids)
         started = time.perf_counter()
         await upload_all(port, token, corpus)
         uploaded_s = time.perf_counter() - started
@@ -221,6 +223,7 @@ async def one_round(
             workers=(lanes_before, tree_cpu_s(worker_pids)),
             web=(web_before, web.cpu_s()),
         )
+        parts = parts_used(parts_before, cpu_parts_s(worker_pids))
     result = await read_back(engine, user_id, started_at)
     elapsed = result.pop("last_ready_s") or polled_s
     return {
@@ -231,6 +234,7 @@ async def one_round(
         "per_min": per_min(corpus, elapsed),
         "cores_busy": busy,
         "cpu_s_by_process": split,
+        "cpu_s_by_part": parts,
         "mails": len(mailbox.arrivals(email)) - mails_before,
         **result,
         **({"one_document": probe} if probe else {}),
@@ -250,6 +254,22 @@ def cpu_split(**spans: tuple[float | None, float | None]) -> dict[str, float] | 
         return None
     rest = used.pop("machine") - sum(used.values())
     return {name: round(value, 2) for name, value in {**used, "rest": rest}.items()}
+
+
+def parts_used(
+    before: dict[str, float] | None, after: dict[str, float] | None
+) -> dict[str, float] | None:
+    """The CPU seconds of each part (`cpu_parts_s`) between two readings."""
+    if before is None or after is None:
+        return None
+    return {part: round(after[part] - before[part], 2) for part in after}
+
+
+def main_thread_ms_per_document(phase: dict[str, Any] | None, documents: int) -> float | None:
+    """CPU ms a document cost the main threads of a phase: the loop's, or the workers'
+    event loops (each document's mail included, since a round ends with the mails)."""
+    parts = phase and phase.get("cpu_s_by_part")
+    return round(parts["main"] / documents * 1000, 2) if parts else None
 
 
 async def engine_scalar(engine: Any, statement: Any) -> Any:
@@ -454,6 +474,13 @@ async def main() -> None:
         # Two plain loops at once over one: the same ratio for the bare work, on this
         # machine in this run.
         loop_pair_scaling=round(pair["per_min"] / loop["per_min"], 3) if pair else None,
+        # What the job tier itself costs a document in the workers' CPU, beside the
+        # same reading for the loop, whose main thread only hands work to others.
+        main_thread_cpu_ms_per_document={
+            "plain_loop": main_thread_ms_per_document(loop, count),
+            "one_worker": main_thread_ms_per_document(one, count),
+            "two_workers": main_thread_ms_per_document(two, count),
+        },
         plain_loop=loop,
         plain_loop_pair=pair,
         one_worker=one,
