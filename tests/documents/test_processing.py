@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from docdigest.core.db import commit
@@ -203,6 +203,71 @@ async def test_while_its_text_is_extracted_the_owner_sees_extracting(
     assert (await fetch_document(client, alice, document_id))["status"] == "ready"
 
 
+async def test_while_a_slow_summary_runs_the_owner_sees_summarizing(
+    client: httpx.AsyncClient,
+    alice: Account,
+    upload: Upload,
+    run_worker: RunWorker,
+) -> None:
+    """A summary still running `WORTH_KEEPING_S` after its job began has the stored
+    text and "summarizing" committed beside it, with the extraction finished and the
+    summary's step begun on the timeline."""
+    seen: list[tuple[str, list[tuple[str, bool]]]] = []
+
+    async def watched(*args: Any, **kwargs: Any) -> Any:
+        for _ in range(300):
+            body = await fetch_document(client, alice, document_id)
+            if body["status"] not in ("queued", "extracting"):
+                break
+            await asyncio.sleep(0.01)
+        steps = [(step["step"], step["finished_at"] is not None) for step in body["timeline"]]
+        seen.append((body["status"], steps))
+        return await real_summarize(*args, **kwargs)
+
+    real_summarize = pipeline.summarize
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipeline, "summarize", watched)
+        document_id = (await upload(alice, "notes.txt", files.text_bytes())).json()["id"]
+        await run_worker()
+
+    assert seen == [("summarizing", [("extract", True), ("summarize", False)])]
+    body = await fetch_document(client, alice, document_id)
+    assert (body["status"], body["summary_source"]) == ("ready", "extractive")
+
+
+async def test_a_quick_document_is_written_once_with_its_text_and_summary(
+    client: httpx.AsyncClient,
+    alice: Account,
+    upload: Upload,
+    run_worker: RunWorker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A document extracted and summarized within `WORTH_KEEPING_S` skips the
+    "extracting" and "summarizing" commits: its job writes it once, ready, and the
+    timeline still has both steps, each with its own times."""
+    monkeypatch.setattr(jobs, "WORTH_KEEPING_S", 30.0)  # quick on any machine
+    document_id = (await upload(alice, "notes.txt", files.text_bytes())).json()["id"]
+    writes: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE DOCUMENTS"):
+            writes.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        await run_worker()
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+
+    assert len(writes) == 1, writes
+    body = await fetch_document(client, alice, document_id)
+    assert (body["status"], body["summary_source"]) == ("ready", "extractive")
+    assert timeline(body) == [("extract", None), ("summarize", None), ("email", None)]
+    extract, summarize = body["timeline"][:2]
+    assert extract["started_at"] <= extract["finished_at"] <= summarize["started_at"]
+    assert summarize["started_at"] <= summarize["finished_at"]
+
+
 async def test_a_lost_commit_of_extracting_retries_and_leaves_one_text(
     settings: Settings,
     client: httpx.AsyncClient,
@@ -216,6 +281,7 @@ async def test_a_lost_commit_of_extracting_retries_and_leaves_one_text(
     """When "extracting" cannot be committed, the extraction already under way is
     given up with it: the job's next try does the step again, and the document ends
     ready with one stored text, one summary and one mail."""
+    monkeypatch.setattr(jobs, "WORTH_KEEPING_S", 0.0)  # "extracting" committed at once
     fail_first_call(monkeypatch, jobs, "commit", ConnectionError("lost the connection"))
     document_id = (await upload(alice, "notes.txt", files.text_bytes())).json()["id"]
 

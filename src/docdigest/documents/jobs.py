@@ -5,9 +5,15 @@ by name for callers that have only a document id (and for jobs queued before the
 upload did so); it only queues `extract_text`, so the upload skips that hop.
 
 Each step loads its document by id, returns at once if its work is done, and
-enqueues the next step in the same transaction as its own result. The commit
-in the middle of a step makes "extracting"/"summarizing" and the started step
-visible while the slow part runs.
+enqueues the next step in the same transaction as its own result.
+
+`extract_text` commits its progress ("extracting", then "summarizing" with the
+stored text) only once it has run `WORTH_KEEPING_S`, beside the slow part that is
+then under way. A document done sooner is written once, when the job ends, with
+both steps on its timeline: a state shown for less than half the page's refresh
+is one nobody sees, and each of those commits cost the document a transaction.
+A document that takes longer shows each step as it runs, and a retry after a
+crash resumes from its stored text.
 
 The extractive summary is made by `extract_text` itself, right after the text:
 it is local CPU work of a fraction of a second that no retry could help, so a job
@@ -20,6 +26,7 @@ are slow and fail in ways worth retrying on their own.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from sqlalchemy import select
@@ -35,6 +42,10 @@ from docdigest.jobs import JobContext, JobSpec, enqueue, job
 from docdigest.mail.mailer import Mailer
 from docdigest.mail.outbox import public_base_url, send_once
 from docdigest.users.models import User
+
+#: How long `extract_text` runs before it commits its progress: the most of its work
+#: a crash can lose, and half the document page's refresh (every second).
+WORTH_KEEPING_S = 0.5
 
 
 @job(timeout_s=30, subject="document:{document_id}")
@@ -67,17 +78,13 @@ async def extract_text(jc: JobContext, document_id: int) -> None:
         jc.session, document, pipeline.EXTRACT, attempt=jc.attempt, job_id=jc.job_id
     )
     storage = jc.resource(Storage)
-    # The extraction runs in a process of its own: it starts first, and "extracting"
-    # is committed while it runs rather than before.
+    keep_by = time.monotonic() + WORTH_KEEPING_S
+    # The extraction runs in a process of its own: "extracting" is committed beside
+    # it once the job has run WORTH_KEEPING_S, and not at all if it is done by then.
     extraction = asyncio.ensure_future(
         pipeline.extract(storage, jc.settings, document.storage_key, document.content_type)
     )
-    try:
-        await commit(jc.session)
-    except BaseException:
-        extraction.cancel()
-        extraction.add_done_callback(_discard)
-        raise
+    kept = await _kept_unless_done(jc, extraction, keep_by)
     try:
         extracted = await extraction
         await pipeline.store_text(jc.session, storage, document, extracted)
@@ -85,17 +92,19 @@ async def extract_text(jc: JobContext, document_id: int) -> None:
         pipeline.fail_document(document, step, str(exc))
         return
     except Exception as exc:
-        await _record_error(jc, document, step, exc)
+        await _record_error(jc, document, step, exc, kept=kept)
         raise
     pipeline.finish_step(step)
     document.status = DocumentStatus.SUMMARIZING
-    await _summarize_next(jc, document, extracted.text)
+    await _summarize_next(jc, document, extracted.text, keep_by=keep_by)
 
 
-async def _summarize_next(jc: JobContext, document: Document, text: str | None) -> None:
+async def _summarize_next(
+    jc: JobContext, document: Document, text: str | None, *, keep_by: float = 0.0
+) -> None:
     """The extractive summary here and now; an LLM summary as a job of its own."""
     if jc.settings.summarizer == "extractive":
-        await _summarize(jc, document, text)
+        await _summarize(jc, document, text, keep_by=keep_by)
         return
     await enqueue(
         jc.session,
@@ -117,18 +126,34 @@ async def summarize_document(jc: JobContext, document_id: int) -> None:
     await _summarize(jc, document, None)
 
 
-async def _summarize(jc: JobContext, document: Document, text: str | None) -> None:
-    """Summarize `text` (None: the stored text), mark the document ready, queue its mail."""
+async def _summarize(
+    jc: JobContext, document: Document, text: str | None, *, keep_by: float = 0.0
+) -> None:
+    """Summarize `text` (None: the stored text), mark the document ready, queue its mail.
+
+    "summarizing" is committed before the summary, or, given `keep_by` (a monotonic
+    time), only if the summary is not done by then.
+    """
     step = pipeline.begin_step(
         jc.session, document, pipeline.SUMMARIZE, attempt=jc.attempt, job_id=jc.job_id
     )
-    await commit(jc.session)
+    stored = text is None
+    if stored:
+        await commit(jc.session)
     try:
         if text is None:
             text = await pipeline.read_text(jc.resource(Storage), document)
-        summary = await pipeline.summarize(text, jc.settings, last_try=jc.is_last_try)
     except Exception as exc:
         await _record_error(jc, document, step, exc)
+        raise
+    summarizing = asyncio.ensure_future(
+        pipeline.summarize(text, jc.settings, last_try=jc.is_last_try)
+    )
+    kept = stored or await _kept_unless_done(jc, summarizing, keep_by)
+    try:
+        summary = await summarizing
+    except Exception as exc:
+        await _record_error(jc, document, step, exc, kept=kept)
         raise
     pipeline.mark_ready(document, summary)
     pipeline.finish_step(step)
@@ -185,6 +210,23 @@ async def delete_document(jc: JobContext, document_id: int) -> None:
         await remove_document(jc.session, jc.resource(Storage), document)
 
 
+async def _kept_unless_done(jc: JobContext, work: asyncio.Future[Any], keep_by: float) -> bool:
+    """Commit the session's changes unless `work` is done by `keep_by`; whether it committed.
+
+    If the commit fails or the job is cancelled meanwhile, `work` is cancelled too.
+    """
+    try:
+        wait_s = keep_by - time.monotonic()
+        if wait_s > 0 and (await asyncio.wait({work}, timeout=wait_s))[0]:
+            return False
+        await commit(jc.session)
+    except BaseException:
+        work.cancel()
+        work.add_done_callback(_discard)
+        raise
+    return True
+
+
 def _discard(task: asyncio.Future[Any]) -> None:
     """Retrieve the outcome of work no longer wanted, so it is not logged as lost."""
     if not task.cancelled():
@@ -217,13 +259,17 @@ async def _record_error(
     exc: Exception,
     *,
     fails_document: bool = True,
+    kept: bool = True,
 ) -> None:
     """Keep the failed try on the timeline; when no try follows, the document fails with it.
 
     No try follows the last one, nor an error that another try cannot help (a file
     missing from storage, a bug): the job fails at once, and a document left in its
-    step would look busy for ever.
+    step would look busy for ever. Progress not yet `kept` is committed first: the
+    step that failed, and a stored text for the next try to resume from.
     """
+    if not kept:
+        await commit(jc.session)
     document_id, step_id, step_name = document.id, step.id, step.step
     # The error may have broken the transaction: start clean and reload.
     await rollback(jc.session)

@@ -63,9 +63,10 @@ async def extract(storage: Storage, settings: Settings, key: str, content_type: 
 async def store_text(
     session: AsyncSession, storage: Storage, document: Document, extracted: Extracted
 ) -> None:
-    old_key = document.text_key
-    document.text_key = new_key("texts", ".txt")
-    await storage.put_bytes(document.text_key, extracted.text.encode())
+    old_key, key = document.text_key, new_key("texts", ".txt")
+    await storage.put_bytes(key, extracted.text.encode())
+    # Only once the text is there: an error before leaves the document as it was.
+    document.text_key = key
     document.text_chars = len(extracted.text)
     document.note = extracted.note
     if old_key:  # from an earlier run (reprocessing)
