@@ -179,8 +179,9 @@ async def test_while_its_text_is_extracted_the_owner_sees_extracting(
     run_worker: RunWorker,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The extraction starts before "extracting" is committed; the commit lands while
-    it runs, so the owner sees the step begin rather than a queued document."""
+    """An extraction still running `WORTH_KEEPING_S` after its job began has
+    "extracting" committed beside it, so the owner sees the step begin rather than
+    a queued document."""
     real_extract_file = pipeline.extract_file
     seen: list[tuple[str, list[tuple[str, str | None]], bool]] = []
 
