@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -79,6 +80,19 @@ async def fetch_document(
     response = await client.get(f"/api/documents/{document_id}", headers=account.headers)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
+    return body
+
+
+async def document_past(
+    client: httpx.AsyncClient, account: Account, document_id: int, states: tuple[str, ...]
+) -> dict[str, Any]:
+    """The document as its owner sees it once its status has left `states` (or after
+    three seconds of asking, as it then is)."""
+    for _ in range(300):
+        body = await fetch_document(client, account, document_id)
+        if body["status"] not in states:
+            break
+        await asyncio.sleep(0.01)
     return body
 
 

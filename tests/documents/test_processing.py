@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from datetime import datetime
 from typing import Any
@@ -25,6 +24,7 @@ from tests.documents import files
 from tests.documents.conftest import (
     Account,
     Upload,
+    document_past,
     fail_first_call,
     fetch_document,
     job_of,
@@ -186,11 +186,7 @@ async def test_while_its_text_is_extracted_the_owner_sees_extracting(
     seen: list[tuple[str, list[tuple[str, str | None]], bool]] = []
 
     async def watched(*args: Any) -> Any:
-        for _ in range(200):
-            body = await fetch_document(client, alice, document_id)
-            if body["status"] != "queued":
-                break
-            await asyncio.sleep(0.01)
+        body = await document_past(client, alice, document_id, ("queued",))
         step = body["timeline"][0] if body["timeline"] else {}
         seen.append((body["status"], timeline(body), step.get("finished_at") is None))
         return await real_extract_file(*args)
@@ -216,11 +212,7 @@ async def test_while_a_slow_summary_runs_the_owner_sees_summarizing(
     seen: list[tuple[str, list[tuple[str, bool]]]] = []
 
     async def watched(*args: Any, **kwargs: Any) -> Any:
-        for _ in range(300):
-            body = await fetch_document(client, alice, document_id)
-            if body["status"] not in ("queued", "extracting"):
-                break
-            await asyncio.sleep(0.01)
+        body = await document_past(client, alice, document_id, ("queued", "extracting"))
         steps = [(step["step"], step["finished_at"] is not None) for step in body["timeline"]]
         seen.append((body["status"], steps))
         return await real_summarize(*args, **kwargs)
