@@ -1,14 +1,19 @@
-"""What an uploaded text file is taken for: CSV only when its rows line up; binary is not text."""
+"""What an uploaded file is taken for: CSV only when its rows line up; binary is not text;
+a note is text even when its first letters are some binary format's signature."""
 
 from __future__ import annotations
 
+import io
 import random
+import sqlite3
+import struct
+import wave
 from pathlib import Path
 
 import pytest
 
 from docdigest.documents import sniff as sniff_module
-from docdigest.documents.sniff import CSV, TEXT, UNKNOWN, sniff
+from docdigest.documents.sniff import CSV, PDF, TEXT, UNKNOWN, sniff
 
 
 @pytest.mark.parametrize(
@@ -85,3 +90,74 @@ def test_the_markdown_shortcut_gives_the_regex_s_verdict() -> None:
     expected = [len(sniff_module._MARKDOWN_SIGNS.findall(s)) >= 2 for s in samples]
     assert [sniff_module._looks_like_markdown(s) for s in samples] == expected
     assert sum(expected) > 500  # the samples do exercise both verdicts
+
+
+NOTE = " notes from the keeper's log written out in plain words.\n" * 40
+
+
+@pytest.mark.parametrize(
+    "start",
+    # Each is a signature filetype matches on a few letters: a bitmap, a Windows
+    # program, an MP3's tag, Ogg, FLAC, an SQLite database, a Chrome extension.
+    ["BM25 ranking:", "MZ-80 computers:", "ID3 tags:", "OggS:", "fLaC:", "SQLite", "Cr24:"],
+)
+def test_a_note_that_starts_like_a_binary_signature_is_text(tmp_path: Path, start: str) -> None:
+    path = tmp_path / "upload"
+    path.write_text(start + NOTE)
+    assert sniff(path) == TEXT
+
+
+def _wav() -> bytes:
+    out = io.BytesIO()
+    with wave.open(out, "wb") as audio:
+        audio.setnchannels(1)
+        audio.setsampwidth(2)
+        audio.setframerate(8000)
+        audio.writeframes(struct.pack("<400h", *range(-200, 200)))
+    return out.getvalue()
+
+
+def _sqlite() -> bytes:
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE keepers (name TEXT)")
+    db.execute("INSERT INTO keepers VALUES ('Ann')")
+    data = db.serialize()
+    db.close()
+    return data
+
+
+BITMAP = b"BM" + struct.pack("<IHHIIiiHHIIiiII", 62, 0, 0, 54, 40, 1, 1, 1, 24, 0, 8, 0, 0, 0, 0)
+BINARY_FILES = {
+    "image/bmp": BITMAP + b"\xff\xff\xff\x00\x00\x00\x00\x00",
+    "application/x-msdownload": b"MZ\x90\x00\x03\x00\x00\x00\x04\x00" + bytes(120),
+    "audio/mpeg": b"ID3\x04\x00\x00\x00\x00\x00\x0a" + bytes(10) + b"\xff\xfb\x90\x64" * 50,
+    "audio/ogg": b"OggS\x00\x02" + bytes(20) + b"\x01\x1e\x01vorbis" + bytes(40),
+    "audio/x-flac": b"fLaC\x00\x00\x00\x22\x10\x00\x10\x00" + bytes(60),
+    "audio/x-wav": _wav(),
+    "application/x-sqlite3": _sqlite(),
+}
+
+
+@pytest.mark.parametrize("expected", BINARY_FILES)
+def test_a_binary_file_with_such_a_signature_keeps_its_type(tmp_path: Path, expected: str) -> None:
+    path = tmp_path / "upload"
+    path.write_bytes(BINARY_FILES[expected])
+    assert sniff(path) == expected
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n", PDF),
+        ("\ufeff%PDF-1.7\n%%EOF\n", PDF),
+        ("{\\rtf1\\ansi The keeper's log.}", "application/rtf"),
+        ("%!PS-Adobe-3.0\n/Times findfont 12 scalefont setfont\n", "application/postscript"),
+    ],
+    ids=["pdf", "pdf-after-a-bom", "rtf", "postscript"],
+)
+def test_formats_that_are_text_themselves_are_still_recognised(
+    tmp_path: Path, content: str, expected: str
+) -> None:
+    path = tmp_path / "upload"
+    path.write_text(content, encoding="utf-8")
+    assert sniff(path) == expected

@@ -117,6 +117,18 @@ async def test_type_comes_from_the_bytes_not_the_name(
     assert stored_files(settings) == [] and partial_uploads(settings) == []
 
 
+async def test_a_note_whose_first_letters_are_a_bitmap_signature_is_accepted_as_text(
+    alice: Account, upload: Upload, settings: Settings
+) -> None:
+    data = b"BM25 ranking: how a search engine scores a document for a query.\n" * 20
+    response = await upload(alice, "bm25.txt", data)
+
+    assert response.status_code == 202
+    assert response.json()["content_type"] == TEXT
+    [stored] = stored_files(settings)
+    assert stored.read_bytes() == data
+
+
 async def test_over_the_cap_is_413_naming_the_limit_and_leaves_nothing(
     alice: Account, upload: Upload, settings: Settings
 ) -> None:

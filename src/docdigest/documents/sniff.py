@@ -2,6 +2,13 @@
 
 `filetype` recognises binary formats by their magic numbers; it does not do text,
 and it calls every OOXML/EPUB file a zip, so those two cases are decided here.
+
+Text is decided before the magic numbers. Most of filetype's signatures are two to
+four bytes, many of them letters ("BM", "MZ", "ID3", "OggS"), so a note that begins
+"BM25 ranking" would otherwise be refused as a bitmap. A real file of those formats
+is binary within its first bytes and never reads as text. The formats that are text
+themselves (PDF, RTF, PostScript, ar archives) are recognised first, by their own
+signatures.
 """
 
 from __future__ import annotations
@@ -42,6 +49,12 @@ ZIP_TYPES = (DOCX, PPTX, XLSX, EPUB)
 HEAD_BYTES = 64 * 1024
 CSV_SAMPLE_CHARS = 4096
 MARKDOWN_SAMPLE_CHARS = 16384
+#: Formats whose files, or at least their headers, are text: recognised before a head
+#: is taken for text. Every other signature is believed only in a head that is not.
+#: (A Debian package is an ar archive; filetype tries the narrower one first.)
+_TEXT_FORMATS = [
+    filetype.get_type(ext=extension) for extension in ("pdf", "rtf", "ps", "deb", "ar")
+]
 _OOXML_PARTS = {"word/document.xml": DOCX, "ppt/presentation.xml": PPTX, "xl/workbook.xml": XLSX}
 _MARKDOWN_SIGNS = re.compile(
     r"^(#{1,6}\s+\S|```|\s*[-*+]\s+\S|\s*\d+\.\s+\S|>\s)|\[[^\]\n]+\]\([^)\s]+\)|\*\*\S",
@@ -67,16 +80,18 @@ def sniff(path: Path) -> str:
         head = handle.read(HEAD_BYTES)
     if not head:
         return "empty"
-    kind = filetype.guess(head)
+    kind = filetype.match(head, _TEXT_FORMATS)
     if kind is not None:
-        if kind.mime == PDF:
-            return PDF
-        if kind.extension in {"zip", "docx", "xlsx", "pptx", "epub"}:
-            return _zip_type(path)
         return str(kind.mime)
-    if head.startswith(b"%PDF-"):  # a PDF with leading junk filetype missed
-        return PDF
-    return _text_type(head)
+    text = _decode(head)
+    if text is not None:
+        return _text_type(head, text)
+    kind = filetype.guess(head)
+    if kind is None:
+        return UNKNOWN
+    if kind.extension in {"zip", "docx", "xlsx", "pptx", "epub"}:
+        return _zip_type(path)
+    return str(kind.mime)
 
 
 def _zip_type(path: Path) -> str:
@@ -94,10 +109,8 @@ def _zip_type(path: Path) -> str:
     return "application/zip"
 
 
-def _text_type(head: bytes) -> str:
-    text = _decode(head)
-    if text is None:
-        return UNKNOWN
+def _text_type(head: bytes, text: str) -> str:
+    """What a head that reads as `text` is: XML, HTML, CSV, Markdown or plain text."""
     raw = head.lstrip(b"\xef\xbb\xbf")
     if _XML_START.match(raw):
         return "image/svg+xml" if b"<svg" in raw[:4096].lower() else "application/xml"
