@@ -1,19 +1,23 @@
 """What an uploaded file is taken for: CSV only when its rows line up; binary is not text;
-a note is text even when its first letters are some binary format's signature."""
+a note is text even when its first letters are some binary format's signature; XHTML is
+HTML; and no file can keep the sniffer busy."""
 
 from __future__ import annotations
 
 import io
+import json
 import random
 import sqlite3
 import struct
+import subprocess
+import sys
 import wave
 from pathlib import Path
 
 import pytest
 
 from docdigest.documents import sniff as sniff_module
-from docdigest.documents.sniff import CSV, PDF, TEXT, UNKNOWN, sniff
+from docdigest.documents.sniff import CSV, HTML, PDF, TEXT, UNKNOWN, sniff
 
 
 @pytest.mark.parametrize(
@@ -161,3 +165,67 @@ def test_formats_that_are_text_themselves_are_still_recognised(
     path = tmp_path / "upload"
     path.write_text(content, encoding="utf-8")
     assert sniff(path) == expected
+
+
+XHTML = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" "xhtml1-strict.dtd">\n'
+    '<html xmlns="http://www.w3.org/1999/xhtml"><head><title>Log</title></head>'
+    "<body><p>The keeper lit the lamp.</p></body></html>"
+)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (XHTML, HTML),
+        (
+            '<?xml version="1.0"?>\n<?xml-stylesheet href="log.css"?>\n<!-- saved -->\n'
+            "<html><body><p>The keeper lit the lamp.</p></body></html>",
+            HTML,
+        ),
+        ('<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"/>', "image/svg+xml"),
+        (
+            '<?xml version="1.0"?>\n<log><div><head>Dusk</head><p>Lamp lit.</p></div></log>',
+            "application/xml",
+        ),
+    ],
+    ids=["xhtml", "xhtml-with-a-stylesheet-and-a-comment", "svg", "other-xml"],
+)
+def test_an_xml_page_is_html_when_its_first_element_is(
+    tmp_path: Path, content: str, expected: str
+) -> None:
+    path = tmp_path / "upload"
+    path.write_text(content)
+    assert sniff(path) == expected
+
+
+#: Files built so that a backtracking regex would take years over the first two, and
+#: up to seconds over the others, each time one was uploaded: small uploads are
+#: sniffed on the web process's event loop.
+BUILT_TO_BACKTRACK = {
+    "comments": b"<!--a-->" * 60 + b"x",
+    "processing-instructions": b"<?a?>" * 60 + b"x",
+    "a-list-item-and-blank-lines": b"- a\n" + b"\n" * 70_000 + b"x",
+    "links-never-closed": b"[a](" * 16_000,
+}
+
+
+def test_no_file_keeps_the_sniffer_busy(tmp_path: Path) -> None:
+    paths = []
+    for name, data in BUILT_TO_BACKTRACK.items():
+        paths.append(tmp_path / name)
+        paths[-1].write_bytes(data)
+    # A child process, which can be stopped: a regex stuck in C cannot be.
+    script = (
+        "import json, sys; from pathlib import Path; from docdigest.documents.sniff import sniff;"
+        "print(json.dumps([sniff(Path(arg)) for arg in sys.argv[1:]]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(done.stdout) == [TEXT] * len(paths)

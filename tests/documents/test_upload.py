@@ -18,7 +18,7 @@ from docdigest.core import disk
 from docdigest.core.disk import on_local_disk
 from docdigest.documents.intake import Intake
 from docdigest.documents.models import Document
-from docdigest.documents.sniff import TEXT
+from docdigest.documents.sniff import HTML, TEXT
 from docdigest.documents.storage import Storage
 from docdigest.documents.upload import FLUSH_BYTES, INLINE_BYTES, ReceivedFile, _Sink
 from docdigest.settings import Settings
@@ -117,14 +117,28 @@ async def test_type_comes_from_the_bytes_not_the_name(
     assert stored_files(settings) == [] and partial_uploads(settings) == []
 
 
-async def test_a_note_whose_first_letters_are_a_bitmap_signature_is_accepted_as_text(
-    alice: Account, upload: Upload, settings: Settings
+@pytest.mark.parametrize(
+    ("name", "data", "detected"),
+    [
+        # Its first letters are a bitmap's signature.
+        ("bm25.txt", b"BM25 ranking: how a search engine scores a document.\n" * 20, TEXT),
+        # It begins as XML does.
+        (
+            "log.xhtml",
+            b'<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE html>\n'
+            b'<html xmlns="http://www.w3.org/1999/xhtml"><body><p>Lamp lit.</p></body></html>',
+            HTML,
+        ),
+    ],
+    ids=["note-starting-like-a-bitmap", "xhtml"],
+)
+async def test_a_document_that_looks_like_another_format_at_first_is_accepted(
+    alice: Account, upload: Upload, settings: Settings, name: str, data: bytes, detected: str
 ) -> None:
-    data = b"BM25 ranking: how a search engine scores a document for a query.\n" * 20
-    response = await upload(alice, "bm25.txt", data)
+    response = await upload(alice, name, data)
 
     assert response.status_code == 202
-    assert response.json()["content_type"] == TEXT
+    assert response.json()["content_type"] == detected
     [stored] = stored_files(settings)
     assert stored.read_bytes() == data
 

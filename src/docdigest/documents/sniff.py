@@ -56,15 +56,23 @@ _TEXT_FORMATS = [
     filetype.get_type(ext=extension) for extension in ("pdf", "rtf", "ps", "deb", "ar")
 ]
 _OOXML_PARTS = {"word/document.xml": DOCX, "ppt/presentation.xml": PPTX, "xl/workbook.xml": XLSX}
+# Linear in the sample's length: a line-start sign's indent may not span lines (with
+# `\s*` each blank line rescanned the blanks after it, and a 70 KB upload of a list
+# item and blank lines cost 3.3 s), and a link's text and address end at the next
+# bracket or parenthesis (each "[a](" rescanned the rest of the sample).
 _MARKDOWN_SIGNS = re.compile(
-    r"^(#{1,6}\s+\S|```|\s*[-*+]\s+\S|\s*\d+\.\s+\S|>\s)|\[[^\]\n]+\]\([^)\s]+\)|\*\*\S",
+    r"^(#{1,6}\s+\S|```|[^\S\n]*[-*+]\s+\S|[^\S\n]*\d+\.\s+\S|>\s)"
+    r"|\[[^\[\]\n]+\]\([^()\[\]\s]+\)|\*\*\S",
     re.MULTILINE,
 )
 # What a line-start sign in _MARKDOWN_SIGNS begins with (or a digit).
 _LINE_SIGN_STARTS = frozenset("#`-*+>")
-_HTML_START = re.compile(
-    rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)[\s>]", re.I | re.S
-)
+# What starts an HTML page once its prolog (see `_prolog_end`) is passed.
+_HTML_START = re.compile(rb"<(!doctype\s+html|html|head|body)[\s>]", re.I)
+# What a prolog may hold before the first element: comments, and processing
+# instructions such as XHTML's XML declaration.
+_PROLOG_PARTS = ((b"<!--", b"-->"), (b"<?", b"?>"))
+_NOT_BLANK = re.compile(rb"\S")
 _HTML_TAGS = re.compile(rb"<(html|body|head|div|p|table|h[1-6])[\s>]", re.I)
 _XML_START = re.compile(rb"^\s*<(\?xml|svg)[\s>]", re.I)
 # Control characters other than whitespace and ESC. They are counted in the text's
@@ -112,15 +120,43 @@ def _zip_type(path: Path) -> str:
 def _text_type(head: bytes, text: str) -> str:
     """What a head that reads as `text` is: XML, HTML, CSV, Markdown or plain text."""
     raw = head.lstrip(b"\xef\xbb\xbf")
+    if _HTML_START.match(raw, _prolog_end(raw)):
+        return HTML
     if _XML_START.match(raw):
         return "image/svg+xml" if b"<svg" in raw[:4096].lower() else "application/xml"
-    if _HTML_START.match(raw) or len(_HTML_TAGS.findall(raw[:8192])) >= 3:
+    if len(_HTML_TAGS.findall(raw[:8192])) >= 3:
         return HTML
     if _looks_like_csv(text):
         return CSV
     if _looks_like_markdown(text[:MARKDOWN_SAMPLE_CHARS]):
         return MARKDOWN
     return TEXT
+
+
+def _prolog_end(raw: bytes) -> int:
+    """Where the first element or doctype may begin: past blanks, comments and
+    processing instructions.
+
+    Found with `find`, not with a regex such as `(<!--.*?-->\\s*)*`: a lazy part that
+    may span several comments gives the regex 2^n ways to split n of them, and a
+    few hundred bytes of comments would hold the web process for years.
+    """
+    at = _past_blanks(raw, 0)
+    while True:
+        for opening, closing in _PROLOG_PARTS:
+            if raw.startswith(opening, at):
+                end = raw.find(closing, at + len(opening))
+                if end < 0:
+                    return len(raw)
+                at = _past_blanks(raw, end + len(closing))
+                break
+        else:
+            return at
+
+
+def _past_blanks(raw: bytes, at: int) -> int:
+    found = _NOT_BLANK.search(raw, at)
+    return found.start() if found else len(raw)
 
 
 def _looks_like_markdown(sample: str) -> bool:
