@@ -158,6 +158,33 @@ def zip_bomb_docx_bytes() -> bytes:
     return out.getvalue()
 
 
+def zip_bomb_epub_bytes() -> bytes:
+    """An EPUB whose "mimetype" part, the one an EPUB is recognised by, says so and
+    then inflates to 400 MB of blanks (from ~2 MB)."""
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as bomb,
+        bomb.open("mimetype", "w", force_zip64=True) as part,
+    ):
+        part.write(b"application/epub+zip")
+        block = b" " * (1024 * 1024)
+        for _ in range(400):
+            part.write(block)
+    return out.getvalue()
+
+
+def damaged_zip_bytes() -> bytes:
+    """A zip whose "mimetype" part's compressed data is damaged."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("mimetype", "application/epub+zip" * 50)
+        archive.writestr("content.opf", "<package/>")
+    data = bytearray(out.getvalue())
+    start = data.index(b"mimetype") + len(b"mimetype")
+    data[start : start + 10] = bytes(byte ^ 0xFF for byte in data[start : start + 10])
+    return bytes(data)
+
+
 def corrupt_docx_bytes() -> bytes:
     """A well-formed zip with the parts of a DOCX, whose document part is not XML."""
     good = zipfile.ZipFile(io.BytesIO(docx_bytes()))

@@ -1,6 +1,6 @@
 """What an uploaded file is taken for: CSV only when its rows line up; binary is not text;
 a note is text even when its first letters are some binary format's signature; XHTML is
-HTML; and no file can keep the sniffer busy."""
+HTML; and no file can keep the sniffer busy or make it inflate an archive."""
 
 from __future__ import annotations
 
@@ -11,13 +11,15 @@ import sqlite3
 import struct
 import subprocess
 import sys
+import tracemalloc
 import wave
 from pathlib import Path
 
 import pytest
 
 from docdigest.documents import sniff as sniff_module
-from docdigest.documents.sniff import CSV, HTML, PDF, TEXT, UNKNOWN, sniff
+from docdigest.documents.sniff import CSV, EPUB, HTML, PDF, TEXT, UNKNOWN, sniff
+from tests.documents import files
 
 
 @pytest.mark.parametrize(
@@ -216,7 +218,7 @@ def test_no_file_keeps_the_sniffer_busy(tmp_path: Path) -> None:
     for name, data in BUILT_TO_BACKTRACK.items():
         paths.append(tmp_path / name)
         paths[-1].write_bytes(data)
-    # A child process, which can be stopped: a regex stuck in C cannot be.
+    # In a child process, which can be stopped: a regex stuck in C cannot be.
     script = (
         "import json, sys; from pathlib import Path; from docdigest.documents.sniff import sniff;"
         "print(json.dumps([sniff(Path(arg)) for arg in sys.argv[1:]]))"
@@ -229,3 +231,22 @@ def test_no_file_keeps_the_sniffer_busy(tmp_path: Path) -> None:
         check=True,
     )
     assert json.loads(done.stdout) == [TEXT] * len(paths)
+
+
+def test_an_archive_is_judged_without_inflating_its_parts(tmp_path: Path) -> None:
+    path = tmp_path / "upload"
+    path.write_bytes(files.zip_bomb_epub_bytes())  # its "mimetype" inflates to 400 MB
+    tracemalloc.start()
+    try:
+        kind = sniff(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert kind == EPUB
+    assert peak < 1024 * 1024
+
+
+def test_a_damaged_archive_is_only_a_zip(tmp_path: Path) -> None:
+    path = tmp_path / "upload"
+    path.write_bytes(files.damaged_zip_bytes())
+    assert sniff(path) == "application/zip"

@@ -97,6 +97,7 @@ async def test_empty_file_is_422(alice: Account, upload: Upload, settings: Setti
         ("photo.pdf", files.png_bytes(), "image/png"),
         ("notes.txt", b"\x7fELF\x02\x01\x01" + b"\x00" * 200, "application/x-executable"),
         ("archive.docx", b"PK\x03\x04" + b"\x00" * 100, "application/zip"),
+        ("book.epub", files.damaged_zip_bytes(), "application/zip"),
         (
             "drawing.html",
             b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"/>',

@@ -14,8 +14,10 @@ signatures.
 from __future__ import annotations
 
 import csv
+import lzma
 import re
 import zipfile
+import zlib
 from pathlib import Path
 
 import filetype
@@ -55,6 +57,17 @@ MARKDOWN_SAMPLE_CHARS = 16384
 _TEXT_FORMATS = [
     filetype.get_type(ext=extension) for extension in ("pdf", "rtf", "ps", "deb", "ar")
 ]
+#: What a damaged or hostile archive can raise when read: it is then only a zip.
+_UNREADABLE_ZIP = (
+    zipfile.BadZipFile,
+    OSError,  # bz2's damaged data, among others
+    EOFError,
+    KeyError,
+    RuntimeError,  # an encrypted member
+    NotImplementedError,  # a compression method Python lacks
+    zlib.error,
+    lzma.LZMAError,
+)
 _OOXML_PARTS = {"word/document.xml": DOCX, "ppt/presentation.xml": PPTX, "xl/workbook.xml": XLSX}
 # Linear in the sample's length: a line-start sign's indent may not span lines (with
 # `\s*` each blank line rescanned the blanks after it, and a 70 KB upload of a list
@@ -106,15 +119,22 @@ def _zip_type(path: Path) -> str:
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
-            if "mimetype" in names and archive.read("mimetype")[:40].strip() == EPUB.encode():
+            if "mimetype" in names and _first_bytes(archive, "mimetype").strip() == EPUB.encode():
                 return EPUB
-    except (zipfile.BadZipFile, OSError, KeyError, RuntimeError):
+    except _UNREADABLE_ZIP:
         return "application/zip"
     if "[Content_Types].xml" in names:
         for part, mime in _OOXML_PARTS.items():
             if part in names:
                 return mime
     return "application/zip"
+
+
+def _first_bytes(archive: zipfile.ZipFile, name: str) -> bytes:
+    """The start of a member, inflating no more of it: a part of a few hundred KB
+    can inflate to gigabytes."""
+    with archive.open(name) as member:
+        return member.read(40)
 
 
 def _text_type(head: bytes, text: str) -> str:
