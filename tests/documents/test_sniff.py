@@ -22,6 +22,13 @@ from docdigest.documents.sniff import CSV, EPUB, HTML, PDF, TEXT, UNKNOWN, sniff
 from tests.documents import files
 
 
+def sniffed(tmp_path: Path, content: str | bytes) -> str:
+    """The type the sniffer gives an upload holding `content` (text as UTF-8)."""
+    path = tmp_path / "upload"
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return sniff(path)
+
+
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
@@ -43,16 +50,12 @@ from tests.documents import files
 def test_text_is_csv_only_when_every_row_has_the_same_columns(
     tmp_path: Path, content: str, expected: str
 ) -> None:
-    path = tmp_path / "upload"
-    path.write_text(content)
-    assert sniff(path) == expected
+    assert sniffed(tmp_path, content) == expected
 
 
 def test_a_long_table_is_judged_on_its_first_rows(tmp_path: Path) -> None:
-    path = tmp_path / "upload"
     rows = "".join(f"{n},keeper {n},{n * 3}\n" for n in range(50_000))
-    path.write_text("id,name,hours\n" + rows)
-    assert sniff(path) == CSV
+    assert sniffed(tmp_path, "id,name,hours\n" + rows) == CSV
 
 
 PROSE = "The keeper lit the lamp at dusk and logged the ships that passed. " * 30
@@ -76,11 +79,8 @@ def test_text_with_control_characters_is_binary_past_one_in_a_hundred(
         + "\x01\x02\x1c\x1f\x0e" * (controls // 5)
         + "\x01" * (controls % 5)
     )
-    path = tmp_path / "upload"
-    path.write_bytes(
-        body.encode(encoding) + ("é".encode(encoding) if encoding == "cp1252" else b"")
-    )
-    assert sniff(path) == expected
+    data = body.encode(encoding) + ("é".encode(encoding) if encoding == "cp1252" else b"")
+    assert sniffed(tmp_path, data) == expected
 
 
 def test_the_markdown_shortcut_gives_the_regex_s_verdict() -> None:
@@ -108,9 +108,7 @@ NOTE = " notes from the keeper's log written out in plain words.\n" * 40
     ["BM25 ranking:", "MZ-80 computers:", "ID3 tags:", "OggS:", "fLaC:", "SQLite", "Cr24:"],
 )
 def test_a_note_that_starts_like_a_binary_signature_is_text(tmp_path: Path, start: str) -> None:
-    path = tmp_path / "upload"
-    path.write_text(start + NOTE)
-    assert sniff(path) == TEXT
+    assert sniffed(tmp_path, start + NOTE) == TEXT
 
 
 def _wav() -> bytes:
@@ -146,9 +144,7 @@ BINARY_FILES = {
 
 @pytest.mark.parametrize("expected", BINARY_FILES)
 def test_a_binary_file_with_such_a_signature_keeps_its_type(tmp_path: Path, expected: str) -> None:
-    path = tmp_path / "upload"
-    path.write_bytes(BINARY_FILES[expected])
-    assert sniff(path) == expected
+    assert sniffed(tmp_path, BINARY_FILES[expected]) == expected
 
 
 @pytest.mark.parametrize(
@@ -164,9 +160,7 @@ def test_a_binary_file_with_such_a_signature_keeps_its_type(tmp_path: Path, expe
 def test_formats_that_are_text_themselves_are_still_recognised(
     tmp_path: Path, content: str, expected: str
 ) -> None:
-    path = tmp_path / "upload"
-    path.write_text(content, encoding="utf-8")
-    assert sniff(path) == expected
+    assert sniffed(tmp_path, content) == expected
 
 
 XHTML = (
@@ -197,9 +191,7 @@ XHTML = (
 def test_an_xml_page_is_html_when_its_first_element_is(
     tmp_path: Path, content: str, expected: str
 ) -> None:
-    path = tmp_path / "upload"
-    path.write_text(content)
-    assert sniff(path) == expected
+    assert sniffed(tmp_path, content) == expected
 
 
 #: Files built so that a backtracking regex would take years over the first two, and
@@ -247,6 +239,4 @@ def test_an_archive_is_judged_without_inflating_its_parts(tmp_path: Path) -> Non
 
 
 def test_a_damaged_archive_is_only_a_zip(tmp_path: Path) -> None:
-    path = tmp_path / "upload"
-    path.write_bytes(files.damaged_zip_bytes())
-    assert sniff(path) == "application/zip"
+    assert sniffed(tmp_path, files.damaged_zip_bytes()) == "application/zip"
