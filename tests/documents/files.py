@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
 from pathlib import Path
 
@@ -171,6 +172,35 @@ def zip_bomb_epub_bytes() -> bytes:
         for _ in range(400):
             part.write(block)
     return out.getvalue()
+
+
+def padded_docx_bytes(entries: int) -> bytes:
+    """A DOCX with empty parts added until it holds `entries` of them."""
+    good = zipfile.ZipFile(io.BytesIO(docx_bytes()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as padded:
+        for item in good.infolist():
+            padded.writestr(item, good.read(item.filename))
+        for n in range(entries - len(good.infolist())):
+            padded.writestr(f"customXml/pad{n}.xml", b"")
+    return out.getvalue()
+
+
+def zip64_docx_bytes() -> bytes:
+    """A DOCX whose directory is found through ZIP64's end records, as some writers
+    make them for any archive (Python's zipfile only for very large ones)."""
+    data = docx_bytes()
+    end = data.rindex(b"PK\x05\x06")
+    disk, cd_disk, disk_entries, entries, cd_size, cd_offset, _ = struct.unpack(
+        "<HHHHIIH", data[end + 4 : end + 22]
+    )
+    record = struct.pack(
+        "<4sQHHIIQQQQ", b"PK\x06\x06", 44, 45, 45, disk, cd_disk, disk_entries, entries,
+        cd_size, cd_offset,
+    )  # fmt: skip
+    locator = struct.pack("<4sIQI", b"PK\x06\x07", 0, end, 1)
+    last = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    return data[:end] + record + locator + last
 
 
 def damaged_zip_bytes() -> bytes:

@@ -1,6 +1,7 @@
 """What an uploaded file is taken for: CSV only when its rows line up; binary is not text;
 a note is text even when its first letters are some binary format's signature; XHTML is
-HTML; and no file can keep the sniffer busy or make it inflate an archive."""
+HTML; and no file can keep the sniffer busy, make it inflate an archive or read the
+directory of one with more parts than any document has."""
 
 from __future__ import annotations
 
@@ -13,12 +14,23 @@ import subprocess
 import sys
 import tracemalloc
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from docdigest.documents import sniff as sniff_module
-from docdigest.documents.sniff import CSV, EPUB, HTML, PDF, TEXT, UNKNOWN, sniff
+from docdigest.documents.sniff import (
+    CSV,
+    DOCX,
+    EPUB,
+    HTML,
+    MAX_ZIP_ENTRIES,
+    PDF,
+    TEXT,
+    UNKNOWN,
+    sniff,
+)
 from tests.documents import files
 
 
@@ -240,3 +252,18 @@ def test_an_archive_is_judged_without_inflating_its_parts(tmp_path: Path) -> Non
 
 def test_a_damaged_archive_is_only_a_zip(tmp_path: Path) -> None:
     assert sniffed(tmp_path, files.damaged_zip_bytes()) == "application/zip"
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda: files.padded_docx_bytes(MAX_ZIP_ENTRIES), DOCX),
+        (lambda: files.padded_docx_bytes(MAX_ZIP_ENTRIES + 1), "application/zip"),
+        (files.zip64_docx_bytes, DOCX),
+    ],
+    ids=["at-the-cap", "past-the-cap", "zip64-end-records"],
+)
+def test_an_archive_is_opened_only_when_it_declares_no_more_parts_than_the_cap(
+    tmp_path: Path, make: Callable[[], bytes], expected: str
+) -> None:
+    assert sniffed(tmp_path, make()) == expected
