@@ -68,6 +68,7 @@ _UNREADABLE_ZIP = (
     OSError,  # bz2's damaged data, among others
     EOFError,
     KeyError,
+    ValueError,  # a name that is not the UTF-8 it claims, an offset past any file
     RuntimeError,  # an encrypted member
     NotImplementedError,  # a compression method Python lacks
     zlib.error,
@@ -156,7 +157,10 @@ def _declared_entries(path: Path) -> int | None:
         locator = tail[max(0, at - 20) : at]
         if entries != 0xFFFF or not locator.startswith(b"PK\x06\x07"):
             return entries
-        handle.seek(int.from_bytes(locator[8:16], "little"))
+        offset = int.from_bytes(locator[8:16], "little")
+        if offset > size:
+            return None
+        handle.seek(offset)
         record = handle.read(40)
         if len(record) < 40 or not record.startswith(b"PK\x06\x06"):
             return None
