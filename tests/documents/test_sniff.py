@@ -270,7 +270,7 @@ def test_an_archive_is_opened_only_when_it_declares_no_more_parts_than_the_cap(
 
 
 def test_a_damaged_archive_is_judged_never_an_error(tmp_path: Path) -> None:
-    """Bytes changed at random in good archives, most near the directory at their end:
+    """Bytes changed at random in good archives, half near the directory at their end:
     each is judged (a zip at worst), never an error that answers the upload with a 500."""
     rng = random.Random(20261204)
     good = [files.docx_bytes(), files.epub_bytes(), files.xlsx_bytes(), files.zip64_docx_bytes()]
