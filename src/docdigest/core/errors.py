@@ -15,6 +15,10 @@ class AppError(Exception):
         self.detail = detail
 
 
+class BadRequest(AppError):
+    """A request that cannot be read at all (a malformed or cut-off body)."""
+
+
 class NotFound(AppError):
     status_code = 404
     code = "not_found"

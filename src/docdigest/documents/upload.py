@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import unquote
 
 from fastapi import Request
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 from docdigest.core.disk import on_local_disk, start_writeback
-from docdigest.core.errors import AppError, PayloadTooLarge, Unprocessable
+from docdigest.core.errors import AppError, BadRequest, PayloadTooLarge, Unprocessable
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
@@ -33,6 +34,9 @@ SINGLE_FIELD = "file"
 MULTI_FIELD = "files"
 MAX_FILES = 20
 MAX_FIELD_BYTES = 4096
+#: Parts of any kind in one request: the files, the form's few fields, and room to spare.
+#: (Each part's headers are bounded by the parser: 8 of at most 4,224 bytes each.)
+MAX_PARTS = MAX_FILES + 16
 FLUSH_BYTES = 1024 * 1024
 #: A whole file up to this size is written, hashed and sniffed on the event loop when the
 #: temporary directory is on a local disk (under a millisecond for 256 KB): under load a
@@ -114,10 +118,18 @@ async def receive_files(
             received += len(chunk)
             if received > max_request:
                 raise PayloadTooLarge(_too_large(max_file_bytes), limit_bytes=max_file_bytes)
-            parser.write(chunk)
+            try:
+                parser.write(chunk)
+            except MultipartParseError as exc:
+                message = f"the body is not well-formed multipart/form-data: {exc}"
+                raise BadRequest(message) from None
             if receiver.abort is not None:
                 raise receiver.abort
             await receiver.flush()
+        # A body cut off before its closing boundary may end inside a file, or between
+        # two files of several: nothing of it is taken. An empty body has no file (422).
+        if received and parser.state != MultipartState.END:
+            raise BadRequest("the body ended before its closing boundary; nothing was stored")
         parser.finalize()
         await receiver.flush()
     except BaseException:
@@ -211,6 +223,7 @@ class _Receiver:
         self.inspect = inspect
         self.form = ReceivedForm()
         self.abort: AppError | None = None
+        self._parts = 0
         self._headers: dict[str, bytes] = {}
         self._header_field = b""
         self._header_value = b""
@@ -233,11 +246,19 @@ class _Receiver:
         }
 
     def _part_begin(self) -> None:
+        self._parts += 1
+        if self._parts > MAX_PARTS:
+            self._refuse(Unprocessable(f"at most {MAX_PARTS} parts per request"))
         self._headers = {}
         self._file = None
         self._sink = None
         self._field_name = None
         self._field_value.clear()
+
+    def _refuse(self, error: AppError) -> None:
+        """Stop the request at the end of the chunk being parsed (the first error wins)."""
+        if self.abort is None:
+            self.abort = error
 
     def _header_field_data(self, data: bytes, start: int, end: int) -> None:
         self._header_field += data[start:end]
@@ -263,7 +284,7 @@ class _Receiver:
         if name not in (SINGLE_FIELD, MULTI_FIELD):
             return  # a file in a field we do not know: skip its bytes
         if len(self.form.files) >= MAX_FILES:
-            self.abort = Unprocessable(f"at most {MAX_FILES} files per request")
+            self._refuse(Unprocessable(f"at most {MAX_FILES} files per request"))
             return
         extended = _EXTENDED_NAME.search(disposition)
         if extended:
@@ -293,7 +314,7 @@ class _Receiver:
             sink.buffer.clear()
             self._ready.append(sink)  # its flush removes the partial file
             if received.field == SINGLE_FIELD:
-                self.abort = received.error
+                self._refuse(received.error)
             return
         sink.buffer += piece
         if len(sink.buffer) >= FLUSH_BYTES and sink not in self._ready:
