@@ -21,6 +21,7 @@ from docdigest.core.queue import connect_queue
 from docdigest.documents.intake import Intake
 from docdigest.documents.routes import router as documents_router
 from docdigest.documents.storage import Storage
+from docdigest.documents.upload import max_body_bytes
 from docdigest.jobs.dashboard.api import router as jobs_admin_api
 from docdigest.jobs.dashboard.pages import router as jobs_admin_pages
 from docdigest.mail.routes import router as dev_mail_router
@@ -32,6 +33,9 @@ from docdigest.web.errors import error_page, install_error_pages, wants_html
 from docdigest.web.pages import router as pages_router
 
 STATIC_DIR = Path(__file__).parent / "web" / "static"
+#: The largest body of any request but an upload: the forms and JSON bodies are small,
+#: and the framework buffers them whole, so an unbounded one could fill the memory.
+MAX_BODY_BYTES = 1024 * 1024
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -54,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await queue.aclose()
             await engine.dispose()
 
-    app = FastAPI(title="docdigest", lifespan=lifespan)
+    app = FastAPI(title="docdigest", lifespan=lifespan, max_body_size=MAX_BODY_BYTES)
     app.state.settings = settings
     app.add_middleware(CsrfCookieMiddleware)
     app.add_middleware(
@@ -79,7 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs_admin_api)
     app.include_router(jobs_admin_pages)
     app.include_router(users_router)
-    app.include_router(documents_router)
+    # Uploads stream to disk with their own cap (documents/upload.py).
+    app.include_router(documents_router, max_body_size=max_body_bytes(settings.max_upload_bytes))
     if settings.dev_mail_enabled:
         app.include_router(dev_mail_router)
     app.include_router(pages_router)

@@ -27,6 +27,7 @@ from docdigest.documents.upload import (
     ReceivedFile,
     _Sink,
 )
+from docdigest.main import MAX_BODY_BYTES
 from docdigest.settings import Settings
 from tests import pagecache
 from tests.documents import files
@@ -158,6 +159,19 @@ async def test_over_the_cap_is_413_naming_the_limit_and_leaves_nothing(
     assert response.status_code == 413
     assert "1 MB" in response.json()["detail"]
     assert stored_files(settings) == [] and partial_uploads(settings) == []
+
+
+async def test_an_upload_may_be_larger_than_any_other_request(
+    alice: Account, upload: Upload, settings: Settings
+) -> None:
+    """Other requests' bodies are capped at MAX_BODY_BYTES; an upload's at its own limit."""
+    data = (b"A line of a long note.\n" * 50_000)[: settings.max_upload_bytes]
+    response = await upload(alice, "long.txt", data)
+
+    assert len(data) >= MAX_BODY_BYTES
+    assert response.status_code == 202, response.text
+    [stored] = stored_files(settings)
+    assert stored.read_bytes() == data
 
 
 @pytest.mark.parametrize(

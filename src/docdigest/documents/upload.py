@@ -107,7 +107,7 @@ async def receive_files(
     if content_type != b"multipart/form-data" or not boundary:
         raise Unprocessable("send the file as multipart/form-data in a field named 'file'")
     length = request.headers.get("content-length")
-    max_request = max_file_bytes * MAX_FILES + 1024 * 1024
+    max_request = max_body_bytes(max_file_bytes)
     if length and length.isdigit() and int(length) > max_request:
         raise PayloadTooLarge(_too_large(max_file_bytes), limit_bytes=max_file_bytes)
     receiver = _Receiver(tmp_dir, max_file_bytes, inspect)
@@ -137,6 +137,11 @@ async def receive_files(
         receiver.form.discard()
         raise
     return receiver.form
+
+
+def max_body_bytes(max_file_bytes: int) -> int:
+    """The largest upload body: every file at the cap, and a megabyte for the rest."""
+    return max_file_bytes * MAX_FILES + 1024 * 1024
 
 
 def _too_large(limit: int) -> str:
