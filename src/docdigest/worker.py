@@ -18,6 +18,7 @@ from docdigest.core.queue import redis_settings
 from docdigest.digest.jobs import cleanup_temp_uploads, send_digest, send_user_digest
 from docdigest.documents.extract.sandbox import warm_up
 from docdigest.documents.jobs import JOBS as DOCUMENT_JOBS
+from docdigest.documents.pipeline import load_summarizers
 from docdigest.documents.storage import Storage
 from docdigest.jobs.dashboard.workers import HEALTH_CHECK_INTERVAL_S, health_check_key
 from docdigest.jobs.ledger import Ledger
@@ -88,6 +89,8 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         if "engine" in ctx:
             await ctx["engine"].dispose()
 
+    # Before the heap is frozen, and before the first document needs them.
+    load_summarizers(settings)
     functions: list[Function] = [spec.arq_function(settings) for spec in ALL_JOBS]
     return {
         "functions": functions,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 from dataclasses import dataclass
 
@@ -13,8 +14,6 @@ from docdigest.documents.extract import Extracted, ExtractionFailed, Limits, ext
 from docdigest.documents.models import Document, DocumentStatus, DocumentStep
 from docdigest.documents.removal import delete_files_after_commit
 from docdigest.documents.storage import Storage, new_key
-from docdigest.documents.summarize import summarize_extractive
-from docdigest.documents.summarize.llm import LlmSummarizer
 from docdigest.jobs.retry import is_transient
 from docdigest.settings import Settings
 
@@ -86,6 +85,18 @@ class Summary:
     note: str | None = None
 
 
+def load_summarizers(settings: Settings) -> None:
+    """Import the summarizers `settings` asks for; a worker calls it as it starts.
+
+    Only workers summarize. The web process imports this module for its jobs and is
+    spared what the summarizers import: numpy (~17 MB) and, for LLM summaries,
+    openai's client (~40 MB and 0.4 s of imports).
+    """
+    importlib.import_module("docdigest.documents.summarize")
+    if settings.summarizer == "llm":
+        importlib.import_module("docdigest.documents.summarize.llm")
+
+
 async def summarize(text: str, settings: Settings, *, last_try: bool) -> Summary:
     """The configured summary of `text`.
 
@@ -96,6 +107,8 @@ async def summarize(text: str, settings: Settings, *, last_try: bool) -> Summary
     if not text.strip():
         return Summary(None, None)
     if settings.summarizer == "llm":
+        from docdigest.documents.summarize.llm import LlmSummarizer
+
         llm = LlmSummarizer(settings)
         try:
             result = await asyncio.wait_for(llm.summarize(text), LLM_DEADLINE_S)
@@ -113,6 +126,8 @@ async def summarize(text: str, settings: Settings, *, last_try: bool) -> Summary
 
 
 async def _extractive(text: str, settings: Settings) -> str:
+    from docdigest.documents.summarize import summarize_extractive
+
     return await asyncio.to_thread(summarize_extractive, text, settings.summary_sentences)
 
 
