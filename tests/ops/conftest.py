@@ -44,10 +44,32 @@ async def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> 
     await admin.dispose()
 
 
+# What each entry point builds before it serves: uvicorn's factory for `docdigest web`,
+# and the settings class `arq docdigest.worker.WorkerSettings` reads.
+ENTRY_POINTS = {
+    "web": "from docdigest.main import app_from_env; app_from_env()",
+    "worker": "import docdigest.worker; docdigest.worker.WorkerSettings",
+    # The extraction fork server, whose children would otherwise walk its converters.
+    "extraction server": "from docdigest.documents.extract import server; server.preload()",
+    # What the tests and embedders call: no freezing there.
+    "create_app": "from docdigest.main import create_app; create_app()",
+}
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment of a fresh shell: no DOCDIGEST_ settings but the ones given."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCDIGEST_")}
     return env | extra
+
+
+def run_python(code: str, tmp_path: Path, **settings: str) -> str:
+    """What `python -c code` prints, in a fresh process with only `settings` set."""
+    env = clean_env(DOCDIGEST_DATA_DIR=str(tmp_path / "data"), **settings)
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
 class Launched:

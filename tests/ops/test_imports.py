@@ -4,34 +4,20 @@ summarizer, a worker the summarizers its settings choose, loaded before it serve
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.ops.conftest import clean_env
+from tests.ops.conftest import ENTRY_POINTS, run_python
 
-ENTRY_POINTS = {
-    "web": "from docdigest.main import app_from_env; app_from_env()",
-    "worker": "import docdigest.worker; docdigest.worker.WorkerSettings",
-}
 HEAVY = ("numpy", "openai")
 REPORT = f"import json, sys; print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
 
 
 def loaded(entry_point: str, tmp_path: Path, **settings: str) -> list[str]:
     """Which of HEAVY are imported once `entry_point` has built what it serves."""
-    env = clean_env(DOCDIGEST_DATA_DIR=str(tmp_path / "data"), **settings)
-    result = subprocess.run(
-        [sys.executable, "-c", f"{ENTRY_POINTS[entry_point]}\n{REPORT}"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    modules: list[str] = json.loads(result.stdout.splitlines()[-1])
+    printed = run_python(f"{ENTRY_POINTS[entry_point]}\n{REPORT}", tmp_path, **settings)
+    modules: list[str] = json.loads(printed.splitlines()[-1])
     return modules
 
 
