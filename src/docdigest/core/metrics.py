@@ -1,6 +1,13 @@
 """Prometheus metrics for the web app: HTTP requests by route template and status,
 plus queue gauges read live at each scrape.
 
+The request metrics are prometheus-fastapi-instrumentator's default set, with its
+names, labels and buckets, so its dashboards and queries apply. They are recorded by
+`RequestMetrics` from the route the app's router matched (`scope["route"]`); the
+instrumentator matched every request against every route a second time before the
+app saw it, half the CPU of `GET /healthz` (docs/performance.md, "a twenty-second
+machine").
+
 With several uvicorn worker processes, each process writes its samples to files in
 PROMETHEUS_MULTIPROC_DIR (set by `docdigest web` before the processes start) and
 whichever process answers a scrape sums them all.
@@ -10,19 +17,24 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
+from timeit import default_timer
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
+    Counter,
+    Histogram,
+    Summary,
     generate_latest,
     multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from prometheus_fastapi_instrumentator import Instrumentator
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from docdigest.core.health import readiness
 from docdigest.jobs.metrics import gauge_families, read_queue_gauges
@@ -39,12 +51,91 @@ class _Snapshot(Collector):
         return self.families
 
 
+REQUESTS = Counter(
+    "http_requests_total",
+    "Total number of requests by method, status and handler.",
+    ["method", "status", "handler"],
+)
+REQUEST_SIZE = Summary(
+    "http_request_size_bytes",
+    "Content length of incoming requests by handler. Only value of header is respected. "
+    "Otherwise ignored. No percentile calculated. ",
+    ["handler"],
+)
+RESPONSE_SIZE = Summary(
+    "http_response_size_bytes",
+    "Content length of outgoing responses by handler. Only value of header is respected. "
+    "Otherwise ignored. No percentile calculated. ",
+    ["handler"],
+)
+LATENCY_FINE = Histogram(
+    "http_request_duration_highr_seconds",
+    "Latency with many buckets but no API specific labels. "
+    "Made for more accurate percentile calculations. ",
+    buckets=(
+        *(0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 2.5),
+        *(3, 3.5, 4, 4.5, 5, 7.5, 10, 30, 60),
+    ),
+)
+LATENCY = Histogram(
+    "http_request_duration_seconds",
+    "Latency with only few buckets by handler. "
+    "Made to be only used if aggregation by handler is important. ",
+    ["method", "handler"],
+    buckets=(0.1, 0.5, 1),
+)
+#: Not counted: the scrape itself.
+UNCOUNTED = frozenset({"/metrics"})
+
+
+class RequestMetrics:
+    """Counts, sizes and times each request by its route template once it is answered.
+
+    A request no route matched (a 404, a static file) is not counted: its path is the
+    client's to choose, and every new path would be a new series.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = default_timer()
+        status = 500
+        response_size = 0
+
+        async def send_status(message: Message) -> None:
+            nonlocal status, response_size
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_size = _content_length(message.get("headers", ()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            handler = getattr(scope.get("route"), "path", None)
+            if isinstance(handler, str) and handler not in UNCOUNTED:
+                duration = max(default_timer() - start, 0.0)
+                method = scope["method"]
+                REQUESTS.labels(method, str(status), handler).inc()
+                REQUEST_SIZE.labels(handler).observe(_content_length(scope["headers"]))
+                RESPONSE_SIZE.labels(handler).observe(response_size)
+                LATENCY_FINE.observe(duration)
+                LATENCY.labels(method, handler).observe(duration)
+
+
+def _content_length(headers: Iterable[tuple[bytes, bytes]]) -> int:
+    for name, value in headers:
+        if name.lower() == b"content-length":
+            return int(value) if value.isdigit() else 0
+    return 0
+
+
 def instrument(app: FastAPI) -> None:
-    Instrumentator(
-        should_group_status_codes=False,
-        should_ignore_untemplated=True,
-        excluded_handlers=["/metrics", "/static"],
-    ).instrument(app)
+    app.add_middleware(RequestMetrics)
     app.add_api_route("/metrics", metrics, include_in_schema=False)
 
 
