@@ -34,9 +34,10 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from docdigest.core.health import readiness
+from docdigest.core.middleware import HttpMiddleware
 from docdigest.jobs.metrics import gauge_families, read_queue_gauges
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -88,20 +89,14 @@ LATENCY = Histogram(
 UNCOUNTED = frozenset({"/metrics"})
 
 
-class RequestMetrics:
+class RequestMetrics(HttpMiddleware):
     """Counts, sizes and times each request by its route template once it is answered.
 
     A request no route matched (a 404, a static file) is not counted: its path is the
     client's to choose, and every new path would be a new series.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = default_timer()
         status = 500
         response_size = 0

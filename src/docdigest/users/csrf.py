@@ -14,9 +14,10 @@ import hmac
 import secrets
 
 from fastapi import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from docdigest.core.errors import Forbidden
+from docdigest.core.middleware import HttpMiddleware
 from docdigest.settings import Settings
 
 SESSION_COOKIE = "docdigest_session"
@@ -78,16 +79,10 @@ async def check_csrf(request: Request) -> None:
         )
 
 
-class CsrfCookieMiddleware:
+class CsrfCookieMiddleware(HttpMiddleware):
     """Sets the pre-login CSRF cookie on responses whose page asked for a token."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Created here so that the routes' copies of the scope share this one dict.
         state = scope.setdefault("state", {})
 
