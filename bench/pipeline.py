@@ -376,13 +376,18 @@ async def read_back(engine: Any, user_id: int, started_at: datetime) -> dict[str
             )
         ).all()
     ready = [d.ready_at for d in documents if d.status == DocumentStatus.READY and d.ready_at]
+    last_ready = max(ready, default=None)
     steps: dict[str, dict[str, list[float]]] = {}
     for row in jobs:
         if row.started_at is None or row.finished_at is None:
             continue
-        step = steps.setdefault(row.function, {"queue_wait": [], "run": []})
+        step = steps.setdefault(row.function, {"queue_wait": [], "run": [], "in_round": []})
         step["queue_wait"].append((row.started_at - row.enqueued_at).total_seconds() * 1000)
         step["run"].append((row.finished_at - row.started_at).total_seconds() * 1000)
+        if last_ready is not None and row.started_at < last_ready:
+            # The part of the run the round's clock saw (it stops at the last ready).
+            in_round = min(row.finished_at, last_ready) - row.started_at
+            step["in_round"].append(in_round.total_seconds() * 1000)
     work: dict[str, list[float]] = {}
     for row in step_rows:
         work.setdefault(row.step, []).append(
@@ -391,13 +396,15 @@ async def read_back(engine: Any, user_id: int, started_at: datetime) -> dict[str
     return {
         "ready": len(ready),
         "failed": sum(1 for d in documents if d.status == DocumentStatus.FAILED),
-        "last_ready_s": (max(ready) - started_at).total_seconds() if ready else None,
+        "last_ready_s": (last_ready - started_at).total_seconds() if last_ready else None,
         "steps_ms": {
             name: {
                 "jobs": len(values["run"]),
                 "queue_wait_p50": round(statistics.median(values["queue_wait"]), 1),
                 "run_p50": round(statistics.median(values["run"]), 1),
                 "run_total_s": round(sum(values["run"]) / 1000, 2),
+                "in_round_jobs": len(values["in_round"]),
+                "in_round_s": round(sum(values["in_round"]) / 1000, 2),
             }
             for name, values in sorted(steps.items())
         },
