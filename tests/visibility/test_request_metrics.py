@@ -6,6 +6,7 @@ import json
 import uuid
 
 import httpx
+from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
 
@@ -80,3 +81,18 @@ async def test_request_and_response_sizes_are_those_their_headers_give(
     assert _value("http_response_size_bytes_sum", handler=handler) == response_sum + len(
         answer.content
     )
+
+
+async def test_a_request_that_fails_is_counted_as_a_500_under_its_route(app: FastAPI) -> None:
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/api/broken/{part}", broken)
+    handler = "/api/broken/{part}"
+    counted = _value("http_requests_total", method="GET", status="500", handler=handler)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        answer = await client.get("/api/broken/7")
+
+    assert answer.status_code == 500
+    assert _value("http_requests_total", method="GET", status="500", handler=handler) == counted + 1
