@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from arq.connections import ArqRedis
@@ -15,6 +15,7 @@ from docdigest.core.db import commit, utcnow
 from docdigest.jobs import JobContext, enqueue, job
 from docdigest.jobs.context import request_id
 from docdigest.jobs.models import JobAttempt, JobRun, JobStatus
+from docdigest.jobs.wakeup import due_ms
 from docdigest.settings import Settings
 from tests.conftest import RunWorker
 from tests.jobs.conftest import load
@@ -77,6 +78,24 @@ async def test_deferred_jobs_wait_for_their_time_then_run(
     done = await load(db, at.id)
     assert done.status == JobStatus.SUCCEEDED
     assert done.started_at is not None and done.started_at >= until
+
+
+async def test_a_deferred_job_is_never_due_before_its_time(
+    settings: Settings, db: async_sessionmaker[AsyncSession], queue: ArqRedis
+) -> None:
+    # The queue counts whole milliseconds; a time between two is rounded up, not to
+    # the nearest, so the job cannot start a fraction of a millisecond early.
+    until = (utcnow() + timedelta(seconds=30)).replace(microsecond=123_001)
+    async with db(info={"queue": queue}) as session:
+        run = await enqueue(session, greet, user_id=3, defer_until=until)
+        await commit(session)
+
+    score = await queue.zscore(settings.queue_name, run.id)
+
+    assert score is not None
+    assert datetime.fromtimestamp(score / 1000, UTC) >= until
+    whole = until.replace(microsecond=123_000)
+    assert due_ms(whole) == round(whole.timestamp() * 1000)
 
 
 async def test_request_id_and_parent_follow_a_chain_of_jobs(

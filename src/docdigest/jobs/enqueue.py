@@ -13,14 +13,13 @@ from typing import TYPE_CHECKING, Any
 from arq.connections import ArqRedis
 from arq.constants import job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
-from arq.utils import timestamp_ms, to_unix_ms
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from docdigest.core.db import add_all_unless_exist, after_commit, utcnow
 from docdigest.jobs.context import current_job_id, request_id
 from docdigest.jobs.models import JobRun, JobStatus
-from docdigest.jobs.wakeup import WAKE_TOKENS_MAX, wake_key
+from docdigest.jobs.wakeup import WAKE_TOKENS_MAX, due_ms, now_ms, wake_key
 from docdigest.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -204,15 +203,15 @@ async def _push(queue: ArqRedis, run: JobRun) -> bool:
 
 
 def _push_arguments(queue: ArqRedis, run: JobRun) -> tuple[list[str], list[Any]]:
-    now_ms = timestamp_ms()
-    score = to_unix_ms(run.scheduled_at) if run.scheduled_at else now_ms
-    expires_ms = max(score - now_ms, 0) + queue.expires_extra_ms
+    now = now_ms()
+    score = due_ms(run.scheduled_at) if run.scheduled_at else now
+    expires_ms = max(score - now, 0) + queue.expires_extra_ms
     payload = serialize_job(
         run.function,
         (),
         {**run.args, LEDGER_META: ledger_meta(run)},
         None,
-        now_ms,
+        now,
         serializer=queue.job_serializer,
     )
     keys = [
@@ -221,4 +220,4 @@ def _push_arguments(queue: ArqRedis, run: JobRun) -> tuple[list[str], list[Any]]
         queue.default_queue_name,
         wake_key(queue.default_queue_name),
     ]
-    return keys, [expires_ms, payload, score, run.id, int(score <= now_ms), WAKE_TOKENS_MAX]
+    return keys, [expires_ms, payload, score, run.id, int(score <= now), WAKE_TOKENS_MAX]

@@ -20,8 +20,10 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
@@ -32,7 +34,7 @@ from arq.constants import (
     result_key_prefix,
     retry_key_prefix,
 )
-from arq.utils import timestamp_ms, to_ms
+from arq.utils import to_ms
 from arq.worker import Worker
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
@@ -189,6 +191,25 @@ def _queue_finish(tr: Pipeline, queue_name: str, end: _Finish) -> None:
         tr.delete(*delete_keys)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def due_ms(at: datetime) -> int:
+    """The queue score of a job due at `at`: its time in milliseconds, rounded up.
+
+    Arq rounds both a job's time and the clock it compares it with to the nearest
+    millisecond, so a job could start up to a millisecond before its time; rounded
+    up here and the clock rounded down (`now_ms`), it never starts early.
+    """
+    microseconds = (at - _EPOCH) // timedelta(microseconds=1)
+    return -(-microseconds // 1000)
+
+
+def now_ms() -> int:
+    """The clock in whole milliseconds, rounded down: a job is due once it reaches its score."""
+    return time.time_ns() // 1_000_000
+
+
 def wake_key(queue_name: str) -> str:
     return f"{queue_name}:wake"
 
@@ -235,7 +256,7 @@ class WakeUpWorker(Worker):
         taken, self._queued = await claim(
             keys=[self.queue_name],
             args=[
-                timestamp_ms(),
+                now_ms(),
                 slots,
                 in_progress_key_prefix,
                 int(self.in_progress_timeout_s * 1000),
@@ -332,12 +353,12 @@ class WakeUpWorker(Worker):
         timeout = self.poll_delay_s
         if not self.tasks:
             # Idle: sleep no longer than until the next deferred job is due.
-            now = timestamp_ms()
+            now = now_ms()
             head = await self.pool.zrangebyscore(
                 self.queue_name, min=now, max="+inf", start=0, num=1, withscores=True
             )
             if head:
-                timeout = min(timeout, max((head[0][1] - timestamp_ms()) / 1000, 0))
+                timeout = min(timeout, max((head[0][1] - now_ms()) / 1000, 0))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
 
