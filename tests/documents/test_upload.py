@@ -91,6 +91,22 @@ async def test_same_bytes_again_returns_the_existing_document(
     assert partial_uploads(settings) == []
 
 
+async def test_uploads_go_on_after_the_temporary_directory_is_removed(
+    alice: Account, upload: Upload, settings: Settings
+) -> None:
+    """An operator clearing the upload directory by hand, or a cleaner of temporary
+    files, does not break uploads: the directory is made again when it is missing."""
+    first = await upload(alice, "first.txt", b"The first upload.\n" + files.text_bytes())
+    assert first.status_code == 202
+    settings.upload_tmp_dir.rmdir()  # empty: the first upload's file was moved out
+
+    second = await upload(alice, "second.txt", b"The second upload.\n" + files.text_bytes())
+
+    assert second.status_code == 202
+    assert len(stored_files(settings)) == 2
+    assert partial_uploads(settings) == []
+
+
 async def test_empty_file_is_422(alice: Account, upload: Upload, settings: Settings) -> None:
     response = await upload(alice, "empty.txt", b"")
     assert response.status_code == 422
@@ -377,9 +393,10 @@ async def test_a_failed_insert_keeps_no_stored_copy(
 
 @pytest.fixture
 def file_threads(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
-    """The threads that wrote each received file and renamed it into storage."""
-    threads: dict[str, list[str]] = {"write": [], "move": []}
-    write, replace = _Sink._write, Path.replace
+    """The threads that wrote each received file, renamed it into storage and made a
+    directory for either."""
+    threads: dict[str, list[str]] = {"write": [], "move": [], "mkdir": []}
+    write, replace, mkdir = _Sink._write, Path.replace, Path.mkdir
 
     def recorded_write(sink: _Sink, data: bytearray, last: bool) -> None:
         threads["write"].append(threading.current_thread().name)
@@ -389,8 +406,13 @@ def file_threads(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
         threads["move"].append(threading.current_thread().name)
         return replace(path, target)
 
+    def recorded_mkdir(path: Path, *args: Any, **kwargs: Any) -> None:
+        threads["mkdir"].append(threading.current_thread().name)
+        mkdir(path, *args, **kwargs)
+
     monkeypatch.setattr(_Sink, "_write", recorded_write)
     monkeypatch.setattr(Path, "replace", recorded_replace)
+    monkeypatch.setattr(Path, "mkdir", recorded_mkdir)
     return threads
 
 
@@ -418,8 +440,9 @@ async def test_a_small_file_is_written_on_the_event_loop_and_a_larger_one_in_a_t
         assert response.json()["sha256"] == hashlib.sha256(data).hexdigest()
         [stored] = [p for p in stored_files(settings) if p.read_bytes() == data]
         assert stored.stat().st_size == len(data)
-        # the rename into storage is one metadata call: never worth a thread here
-        assert file_threads["move"] == [loop_thread]
+        # the rename into storage is a metadata call (two when the key's directory is
+        # new): never worth a thread here
+        assert set(file_threads["move"]) == {loop_thread}
         if label == "small":
             assert file_threads["write"] == [loop_thread]
         else:
@@ -492,7 +515,8 @@ async def test_on_a_network_file_system_every_file_call_is_in_a_thread(
         assert response.json()["sha256"] == hashlib.sha256(data).hexdigest()
         loop_thread = threading.current_thread().name
         assert len(file_threads["write"]) == 1 and loop_thread not in file_threads["write"]
-        assert len(file_threads["move"]) == 1 and loop_thread not in file_threads["move"]
+        assert file_threads["move"] and loop_thread not in file_threads["move"]
+        assert loop_thread not in file_threads["mkdir"]
         assert [p.read_bytes() for p in stored_files(settings)] == [data]
     finally:
         disk.on_local_disk.cache_clear()

@@ -43,8 +43,9 @@ class Intake:
         """Store a received file as a new document and queue its processing.
 
         The same bytes uploaded again by the same user return the existing document.
-        The temporary file is consumed (moved into storage or removed) in every case,
-        and a stored copy that no new document took is removed again.
+        The temporary file is consumed (moved into storage, or removed when it is
+        refused or cannot be stored) in every case, and a stored copy that no new
+        document took is removed again.
         """
         try:
             content_type = await check_upload(file)
@@ -52,8 +53,9 @@ class Intake:
             # Stored before the row is written: on SQLite the insert takes the
             # database's write lock until commit, and no upload should wait on a move.
             await self._storage.save(key, file.path)
-        finally:
+        except BaseException:
             file.path.unlink(missing_ok=True)
+            raise
         stored = Stored(
             user_id=user_id,
             filename=file.filename,

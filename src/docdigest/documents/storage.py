@@ -134,10 +134,16 @@ class Storage:
 
 
 def _rename(source_path: Path, target: Path) -> bool:
-    """Rename into place; False when the two are on different file systems."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    """Rename into place; False when the two are on different file systems.
+
+    The key's directory is made only when the rename finds it missing.
+    """
     try:
-        source_path.replace(target)
+        try:
+            source_path.replace(target)
+        except FileNotFoundError:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source_path.replace(target)
     except OSError:
         return False
     return True

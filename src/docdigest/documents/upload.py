@@ -171,7 +171,7 @@ class _Sink:
 
     def _write(self, data: bytearray, last: bool) -> None:
         if self.handle is None:
-            self.handle = self.received.path.open("wb")
+            self.handle = _create(self.received.path)
         self.hash.update(data)
         self.handle.write(data)
         self.handle.flush()
@@ -217,11 +217,20 @@ class _Sink:
         self.close_handle()
 
 
+def _create(path: Path) -> BinaryIO:
+    """A new file at `path`. Its directory is made only when it is missing (the first
+    upload, or after someone removed it), not checked on every upload."""
+    try:
+        return path.open("wb")
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path.open("wb")
+
+
 class _Receiver:
     """python-multipart callbacks that route each part to a temp file or a small field."""
 
     def __init__(self, tmp_dir: Path, max_file_bytes: int, inspect: Inspect | None) -> None:
-        tmp_dir.mkdir(parents=True, exist_ok=True)
         self.tmp_dir = tmp_dir
         self.inline = on_local_disk(tmp_dir)
         self.max_file_bytes = max_file_bytes
