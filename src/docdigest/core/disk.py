@@ -18,6 +18,9 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 MOUNT_TABLE = Path("/proc/self/mountinfo")
 LOCAL_TYPES = frozenset(
@@ -52,6 +55,19 @@ def on_local_disk(directory: Path) -> bool:
     except OSError:
         return False
     return filesystem_type(Path(os.path.realpath(directory)), table) in LOCAL_TYPES
+
+
+def making_parent(path: Path, call: Callable[[], T]) -> T:
+    """`call()`, which puts a file at `path`; when the file's directory is missing (the
+    first file there, or someone removed it), the directory is made and the call tried
+    again. Cheaper than making sure of the directory before every file, which costs a
+    `mkdir` and a `stat` each time, and on a network file system two round trips.
+    """
+    try:
+        return call()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return call()
 
 
 #: sync_file_range(2)'s flag that starts writing a range's dirty pages and returns.

@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from docdigest.core.disk import on_local_disk, start_writeback
+from docdigest.core.disk import making_parent, on_local_disk, start_writeback
 from docdigest.settings import Settings
 
 CHUNK_SIZE = 256 * 1024
@@ -134,16 +134,9 @@ class Storage:
 
 
 def _rename(source_path: Path, target: Path) -> bool:
-    """Rename into place; False when the two are on different file systems.
-
-    The key's directory is made only when the rename finds it missing.
-    """
+    """Rename into place; False when the two are on different file systems."""
     try:
-        try:
-            source_path.replace(target)
-        except FileNotFoundError:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            source_path.replace(target)
+        making_parent(target, lambda: source_path.replace(target))
     except OSError:
         return False
     return True

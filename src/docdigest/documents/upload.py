@@ -24,7 +24,7 @@ from fastapi import Request
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
-from docdigest.core.disk import on_local_disk, start_writeback
+from docdigest.core.disk import making_parent, on_local_disk, start_writeback
 from docdigest.core.errors import AppError, BadRequest, PayloadTooLarge, Unprocessable
 
 if TYPE_CHECKING:
@@ -171,7 +171,8 @@ class _Sink:
 
     def _write(self, data: bytearray, last: bool) -> None:
         if self.handle is None:
-            self.handle = _create(self.received.path)
+            path = self.received.path
+            self.handle = making_parent(path, lambda: path.open("wb"))
         self.hash.update(data)
         self.handle.write(data)
         self.handle.flush()
@@ -215,16 +216,6 @@ class _Sink:
             with contextlib.suppress(Exception):
                 await self.writing
         self.close_handle()
-
-
-def _create(path: Path) -> BinaryIO:
-    """A new file at `path`. Its directory is made only when it is missing (the first
-    upload, or after someone removed it), not checked on every upload."""
-    try:
-        return path.open("wb")
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path.open("wb")
 
 
 class _Receiver:
