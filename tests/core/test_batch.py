@@ -123,3 +123,28 @@ async def test_with_two_writers_items_queue_only_when_both_are_busy() -> None:
     assert await asyncio.gather(*tasks) == [20, 40, 60, 80]
     assert ledger.batches == [[2], [4], [6, 8]]
     await batches.wait_idle()
+
+
+async def test_a_spare_writer_waits_while_the_batch_in_flight_is_quick() -> None:
+    ledger = Ledger()
+    batches = GroupCommit(ledger.write, writers=2, spare_after=60)
+    tasks = await during_a_write(batches, ledger, (4, 6))
+    assert ledger.batches == [[2]]  # the items wait for the one writer's next batch
+    ledger.release.set()
+    assert await asyncio.gather(*tasks) == [20, 40, 60]
+    assert ledger.batches == [[2], [4, 6]]
+    await batches.wait_idle()
+
+
+async def test_a_spare_writer_takes_what_waits_once_the_batch_in_flight_stalls() -> None:
+    ledger = Ledger()
+    batches = GroupCommit(ledger.write, writers=2, spare_after=0.05)
+    tasks = await during_a_write(batches, ledger, (4, 6))
+    assert ledger.batches == [[2]]
+    # No new item arrives: the spare starts on its own once the first batch has
+    # been writing for `spare_after`, while that batch is still held.
+    await asyncio.sleep(0.1)
+    assert ledger.batches == [[2], [4, 6]]
+    ledger.release.set()
+    assert await asyncio.gather(*tasks) == [20, 40, 60]
+    await batches.wait_idle()

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from docdigest.core.batch import GroupCommit
+from docdigest.core.batch import STALLED_S, GroupCommit
 from docdigest.core.db import commit
 from docdigest.core.errors import AppError
 from docdigest.documents.service import Accepted, Stored, add_documents, check_upload
@@ -34,10 +34,13 @@ class Intake:
         self._sessionmaker = sessionmaker
         self._storage = storage
         self._settings = settings
-        # SQLite takes one writer at a time whatever we do. On a server, a second
-        # writer lets one batch go in while another waits on a slow commit.
+        # SQLite takes one writer at a time whatever we do. On a server, a spare
+        # writer lets one batch go in while another waits on a stalled commit; until
+        # then uploads wait for the next batch, so a backlog goes in fewer of them.
         writers = 1 if settings.database_url.startswith("sqlite") else 2
-        self._batches: GroupCommit[Stored, Accepted] = GroupCommit(self._write, writers=writers)
+        self._batches: GroupCommit[Stored, Accepted] = GroupCommit(
+            self._write, writers=writers, spare_after=STALLED_S
+        )
 
     async def accept(self, user_id: int, file: ReceivedFile) -> Accepted:
         """Store a received file as a new document and queue its processing.

@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from docdigest.core.batch import GroupCommit
+from docdigest.core.batch import STALLED_S, GroupCommit
 from docdigest.core.db import autocommit, commit, utcnow
 from docdigest.jobs.enqueue import settings_of
 from docdigest.users.models import AccessToken, LoginSession, User
@@ -111,7 +111,9 @@ class TokenCheck:
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self._sessionmaker = sessionmaker
-        self._lookups: GroupCommit[str, User | None] = GroupCommit(self._look_up, writers=2)
+        self._lookups: GroupCommit[str, User | None] = GroupCommit(
+            self._look_up, writers=2, spare_after=STALLED_S
+        )
 
     async def user(self, token: str) -> User | None:
         return await self._lookups.submit(token)
