@@ -1,17 +1,21 @@
-"""What the job-tier tests share: waiting for a state, loading a job, watching Redis."""
+"""What the job-tier tests share: waiting for a state, loading a job, running a worker,
+watching Redis."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from arq.connections import ArqRedis
+from arq.worker import Worker
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from docdigest.jobs.models import JobAttempt, JobRun
+from docdigest.settings import Settings
+from docdigest.worker import create_worker
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], *, within_s: float = 15) -> Any:
@@ -31,6 +35,24 @@ async def load(db: async_sessionmaker[AsyncSession], job_id: str) -> JobRun:
         run = await session.get(JobRun, job_id)
         assert run is not None
         return run
+
+
+async def status_is(db: async_sessionmaker[AsyncSession], job_id: str, status: str) -> bool:
+    return (await load(db, job_id)).status == status
+
+
+@contextlib.asynccontextmanager
+async def running_worker(settings: Settings, **options: Any) -> AsyncIterator[Worker]:
+    """A worker running as in production (not in burst mode) until the block ends."""
+    worker = create_worker(settings, handle_signals=False, **options)
+    task = asyncio.create_task(worker.async_run())
+    try:
+        yield worker
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await worker.close()
 
 
 async def attempts_of(db: async_sessionmaker[AsyncSession], job_id: str) -> list[JobAttempt]:

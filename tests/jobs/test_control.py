@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import timedelta
 
 import pytest
@@ -16,9 +15,8 @@ from docdigest.core.errors import Conflict, NotFound
 from docdigest.jobs import JobContext, Permanent, control, enqueue, job
 from docdigest.jobs.models import JobStatus
 from docdigest.settings import Settings
-from docdigest.worker import create_worker
 from tests.conftest import RunWorker
-from tests.jobs.conftest import attempts_of, eventually, load
+from tests.jobs.conftest import attempts_of, eventually, load, running_worker, status_is
 
 seen: list[tuple[int, str]] = []
 broken = {"on": True}
@@ -148,13 +146,9 @@ async def test_cancel_aborts_a_running_job(
     async with db(info={"queue": queue}) as session:
         run = await enqueue(session, long_running)
         await commit(session)
-    worker = create_worker(
-        settings, functions=functions(settings), cron_jobs=[], handle_signals=False
-    )
-    task = asyncio.create_task(worker.async_run())
-    try:
+    async with running_worker(settings, functions=functions(settings), cron_jobs=[]):
         await eventually(lambda: queue.exists(in_progress_key_prefix + run.id))
-        await eventually(lambda: _status_is(db, run.id, JobStatus.RUNNING))
+        await eventually(lambda: status_is(db, run.id, JobStatus.RUNNING))
 
         async with db(info={"queue": queue}) as session:
             await control.cancel(session, queue, run.id)
@@ -162,16 +156,7 @@ async def test_cancel_aborts_a_running_job(
 
         await eventually(lambda: _attempt_outcome(db, run.id, "cancelled"))
         assert not await queue.exists(in_progress_key_prefix + run.id)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await worker.close()
     assert (await load(db, run.id)).status == JobStatus.CANCELLED
-
-
-async def _status_is(db: async_sessionmaker[AsyncSession], job_id: str, status: str) -> bool:
-    return (await load(db, job_id)).status == status
 
 
 async def _attempt_outcome(db: async_sessionmaker[AsyncSession], job_id: str, outcome: str) -> bool:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import functools
 from collections.abc import AsyncIterator
 
 import pytest
@@ -15,8 +14,7 @@ from docdigest.jobs import JobContext, enqueue, job
 from docdigest.jobs.models import JobStatus
 from docdigest.jobs.wakeup import wake_key
 from docdigest.settings import Settings
-from docdigest.worker import create_worker
-from tests.jobs.conftest import eventually, load
+from tests.jobs.conftest import eventually, running_worker, status_is
 
 #: Far longer than any test waits: a job that starts came from the wake-up, not a poll.
 POLL_DELAY_S = 120.0
@@ -32,21 +30,10 @@ async def note(jc: JobContext, n: int) -> None:
 @pytest.fixture
 async def worker(settings: Settings) -> AsyncIterator[None]:
     """A worker running as in production, with a poll delay no test waits out."""
-    worker = create_worker(
-        settings,
-        functions=[note.arq_function(settings)],
-        cron_jobs=[],
-        handle_signals=False,
-        poll_delay=POLL_DELAY_S,
-    )
-    task = asyncio.create_task(worker.async_run())
-    try:
+    async with running_worker(
+        settings, functions=[note.arq_function(settings)], cron_jobs=[], poll_delay=POLL_DELAY_S
+    ):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await worker.close()
 
 
 @pytest.mark.usefixtures("worker")
@@ -59,19 +46,18 @@ async def test_an_idle_worker_starts_a_pushed_job_long_before_its_next_poll(
         async with db(info={"queue": queue}) as session:
             run = await enqueue(session, note, n=n)
             await commit(session)
-        await _succeeds(db, run.id)
+        succeeded = functools.partial(status_is, db, run.id, JobStatus.SUCCEEDED)
+        await eventually(succeeded, within_s=POLL_DELAY_S / 4)
     assert ran == [0, 1, 2]
 
 
 async def _waiting_for_a_push(queue: ArqRedis, queue_name: str) -> bool:
-    """The worker blocks on the wake-up list, and no earlier push is left on it."""
+    """A worker blocks on a wake-up list, and no earlier push is left on this one.
+
+    Redis does not say which list a client blocks on, so before the first push the
+    blocked client may be another test's worker; from the second push on, only this
+    worker can have taken the last push's token, and it listens again at once.
+    """
     clients = await queue.client_list()
     blocked = any(c["cmd"] == "blpop" and "b" in c["flags"] for c in clients)
     return blocked and not await queue.llen(wake_key(queue_name))
-
-
-async def _succeeds(db: async_sessionmaker[AsyncSession], job_id: str) -> None:
-    async def succeeded() -> bool:
-        return (await load(db, job_id)).status == JobStatus.SUCCEEDED
-
-    await eventually(succeeded, within_s=POLL_DELAY_S / 4)
