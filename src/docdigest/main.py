@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.arq = queue
         app.state.sessionmaker = create_sessionmaker(engine, queue=queue, settings=settings)
         app.state.intake = Intake(app.state.sessionmaker, Storage.from_settings(settings), settings)
-        app.state.token_check = TokenCheck(app.state.sessionmaker)
+        app.state.token_check = TokenCheck(engine)
         try:
             yield
         finally:

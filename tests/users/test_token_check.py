@@ -5,7 +5,7 @@ access token's last use recorded."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -15,7 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from docdigest.core.db import commit, utcnow
 from docdigest.users.models import AccessToken, LoginSession, User
-from docdigest.users.sessions import TokenCheck, create_access_token, hash_token, open_session
+from docdigest.users.sessions import (
+    LAST_USED_PRECISION,
+    TokenCheck,
+    create_access_token,
+    hash_token,
+    open_session,
+)
 from tests.conftest import record_statements
 from tests.documents.conftest import make_account
 
@@ -47,7 +53,7 @@ async def test_tokens_arriving_together_share_one_lookup_and_each_gets_its_own_u
             .values(expires_at=utcnow() - timedelta(seconds=1))
         )
         await commit(session)
-    check = TokenCheck(db)
+    check = TokenCheck(db.kw["bind"])
     tokens = [alices, bobs, carols, "not-a-token", "ddp_not-a-token-either", alices]
 
     users = await asyncio.gather(*(check.user(token) for token in tokens))
@@ -66,10 +72,42 @@ async def test_a_lone_token_is_checked_at_once(
     async with db() as session:
         token = await open_session(session, await new_user(session, "Alice"))
         await commit(session)
-    check = TokenCheck(db)
+    check = TokenCheck(db.kw["bind"])
 
     assert [(await check.user(token)) is not None for _ in range(3)] == [True] * 3
     assert len(token_queries) == 3  # nothing is kept between checks
+
+
+async def test_an_access_tokens_last_use_is_written_only_once_it_is_stale(
+    db: async_sessionmaker[AsyncSession],
+) -> None:
+    async with db() as session:
+        pat, token = await create_access_token(session, await new_user(session, "Alice"), "ci")
+        await commit(session)
+    writes = record_statements(db.kw["bind"].sync_engine, "UPDATE", "access_tokens")
+    check = TokenCheck(db.kw["bind"])
+
+    async def last_used() -> datetime | None:
+        async with db() as session:
+            return await session.scalar(
+                select(AccessToken.last_used_at).where(AccessToken.id == pat.id)
+            )
+
+    assert await check.user(token) is not None
+    first = await last_used()
+    assert first is not None and len(writes) == 1  # never used before: written
+    assert await check.user(token) is not None
+    assert await last_used() == first and len(writes) == 1  # a moment later: left alone
+
+    stale = utcnow() - LAST_USED_PRECISION - timedelta(seconds=1)
+    async with db() as session:
+        await session.execute(
+            update(AccessToken).where(AccessToken.id == pat.id).values(last_used_at=stale)
+        )
+        await commit(session)
+    writes.clear()
+    assert await check.user(token) is not None
+    assert (await last_used() or stale) > stale and len(writes) == 1  # stale: written again
 
 
 async def test_requests_arriving_together_share_lookups_and_each_sees_its_own_account(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
@@ -16,6 +17,7 @@ from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -179,26 +181,39 @@ async def add_all_unless_exist(
         return []
     statement = _insert_returning(session.get_bind().dialect.name, model.__table__)
     returned = (await session.execute(statement, list(rows) if len(rows) > 1 else rows[0])).all()
-    columns = [(attr.key, attr.columns[0]) for attr in model.__mapper__.column_attrs]
     added = []
     for row in returned:
-        instance = model(**{key: row._mapping[column] for key, column in columns})
-        make_transient_to_detached(instance)
+        instance = detached(model, row._mapping)
         session.add(instance)
         added.append(instance)
     return added
 
 
-async def autocommit(session: AsyncSession) -> None:
-    """Run each of `session`'s statements in a transaction of its own, until the
-    session commits or closes (the pool then restores the default).
+def detached(model: type[_T], row: Mapping[Any, Any]) -> _T:
+    """An instance of `model` for a row read with a Core statement (`row` maps each of
+    the table's columns to its value), as if a session had loaded it and closed since:
+    no ORM loading and no session. `session.add()` makes it persistent in a session."""
+    columns = model.__mapper__.column_attrs
+    instance = model(**{attr.key: row[attr.columns[0]] for attr in columns})
+    make_transient_to_detached(instance)
+    return instance
 
-    For a lone lookup: on PostgreSQL it is one round trip instead of three (BEGIN,
-    the query, COMMIT). SQLite opens no transaction for a read anyway, and changing
-    its mode would cost two hand-offs to the connection's thread, so it is left be.
+
+@contextlib.asynccontextmanager
+async def lookup_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection for a short lookup, without a session (its unit of work and ORM
+    loading cost more than the query itself), committed when the block ends.
+
+    On PostgreSQL each statement commits on its own: one round trip instead of BEGIN,
+    the query and COMMIT. SQLite opens no transaction for a read anyway, and changing
+    its mode would cost two hand-offs to the connection's thread, so a write there
+    opens one as usual.
     """
-    if session.get_bind().dialect.name != "sqlite":
-        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    async with engine.connect() as conn:
+        if conn.dialect.name != "sqlite":
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn
+        await conn.commit()
 
 
 def create_sessionmaker(engine: AsyncEngine, **info: Any) -> async_sessionmaker[AsyncSession]:

@@ -7,11 +7,11 @@ import secrets
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import bindparam, delete, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from docdigest.core.batch import STALLED_S, GroupCommit
-from docdigest.core.db import autocommit, commit, utcnow
+from docdigest.core.db import detached, lookup_connection, utcnow
 from docdigest.jobs.enqueue import settings_of
 from docdigest.users.models import AccessToken, LoginSession, User
 
@@ -54,15 +54,21 @@ async def close_all_sessions(
 
 # Built once: they run on every authenticated request, and a statement object keeps
 # its SQLAlchemy cache key, so only the parameters change from one request to the next.
+# Core statements, read into detached users (`detached`): no ORM loading.
 _ACCESS_TOKEN_USERS = (
-    select(AccessToken, User)
+    select(
+        AccessToken.id.label("token_id"),
+        AccessToken.token_hash.label("token_hash"),
+        AccessToken.last_used_at.label("token_last_used_at"),
+        *User.__table__.c,
+    )
     .join(User, User.id == AccessToken.user_id)
     .where(AccessToken.token_hash.in_(bindparam("token_hashes", expanding=True)))
 )
 # One query for sessions and their users. An expired row goes at its user's next
 # login (see open_session).
 _SESSION_USERS = (
-    select(LoginSession.token_hash, User)
+    select(LoginSession.token_hash.label("token_hash"), *User.__table__.c)
     .join(User, User.id == LoginSession.user_id)
     .where(
         LoginSession.token_hash.in_(bindparam("token_hashes", expanding=True)),
@@ -73,26 +79,36 @@ _SESSION_USERS = (
 LAST_USED_PRECISION = timedelta(minutes=5)
 
 
-async def users_for_tokens(session: AsyncSession, tokens: Sequence[str]) -> list[User | None]:
+async def users_for_tokens(conn: AsyncConnection, tokens: Sequence[str]) -> list[User | None]:
     """The user each session token or personal access token belongs to, or None where
     it is unknown or no longer valid; in at most two queries, one for login sessions
-    and one for access tokens."""
+    and one for access tokens, and an update of the access tokens' last use when it
+    is older than `LAST_USED_PRECISION` (the caller commits).
+
+    The users belong to no session: read them, do not change them.
+    """
     now = utcnow()
     hashes = [hash_token(token) for token in tokens]
     pat_hashes = {h for t, h in zip(tokens, hashes, strict=True) if t.startswith(PAT_PREFIX)}
     session_hashes = set(hashes) - pat_hashes
     found: dict[str, User] = {}
     if session_hashes:
-        sessions = await session.execute(
+        sessions = await conn.execute(
             _SESSION_USERS, {"token_hashes": sorted(session_hashes), "now": now}
         )
-        found.update((token_hash, user) for token_hash, user in sessions)
+        found.update((row.token_hash, detached(User, row._mapping)) for row in sessions)
     if pat_hashes:
-        pats = await session.execute(_ACCESS_TOKEN_USERS, {"token_hashes": sorted(pat_hashes)})
-        for pat, user in pats:
-            found[pat.token_hash] = user
-            if pat.last_used_at is None or now - pat.last_used_at > LAST_USED_PRECISION:
-                pat.last_used_at = now  # written when the caller commits
+        pats = (await conn.execute(_ACCESS_TOKEN_USERS, {"token_hashes": sorted(pat_hashes)})).all()
+        found.update((row.token_hash, detached(User, row._mapping)) for row in pats)
+        stale = [
+            row.token_id
+            for row in pats
+            if row.token_last_used_at is None or now - row.token_last_used_at > LAST_USED_PRECISION
+        ]
+        if stale:
+            await conn.execute(
+                update(AccessToken).where(AccessToken.id.in_(stale)).values(last_used_at=now)
+            )
     return [found.get(token_hash) for token_hash in hashes]
 
 
@@ -109,8 +125,8 @@ class TokenCheck:
     requests: read them, do not change them.
     """
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-        self._sessionmaker = sessionmaker
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
         self._lookups: GroupCommit[str, User | None] = GroupCommit(
             self._look_up, writers=2, spare_after=STALLED_S
         )
@@ -122,11 +138,8 @@ class TokenCheck:
         await self._lookups.wait_idle()
 
     async def _look_up(self, tokens: Sequence[str]) -> list[User | None]:
-        async with self._sessionmaker() as session:
-            await autocommit(session)
-            users = await users_for_tokens(session, tokens)
-            await commit(session)  # an access token's last use, when it changed
-        return users
+        async with lookup_connection(self._engine) as conn:
+            return await users_for_tokens(conn, tokens)
 
 
 async def create_access_token(
