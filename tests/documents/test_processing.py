@@ -261,6 +261,45 @@ async def test_a_quick_document_is_written_once_with_its_text_and_summary(
     assert summarize["started_at"] <= summarize["finished_at"]
 
 
+async def test_the_mail_step_ends_in_the_transaction_that_marks_the_mail_sent(
+    client: httpx.AsyncClient, alice: Account, upload: Upload, run_worker: RunWorker
+) -> None:
+    """Once the ready mail is out, its "sent" mark and the end of the email step are
+    one commit: the job adds no transaction of its own after the send."""
+    document_id = (await upload(alice, "notes.txt", files.text_bytes())).json()["id"]
+    events: list[tuple[int, str]] = []
+
+    def statement(conn: Any, _cursor: Any, text: str, *_args: Any) -> None:
+        text = text.lstrip().upper()
+        if text.startswith("UPDATE MAIL_OUTBOX") and "SENT_AT" in text:
+            events.append((id(conn), "mail marked sent"))
+        elif text.startswith("UPDATE DOCUMENT_STEPS"):
+            events.append((id(conn), "step ended"))
+
+    def committed(conn: Any) -> None:
+        events.append((id(conn), "commit"))
+
+    event.listen(Engine, "before_cursor_execute", statement)
+    event.listen(Engine, "commit", committed)
+    try:
+        await run_worker()
+    finally:
+        event.remove(Engine, "before_cursor_execute", statement)
+        event.remove(Engine, "commit", committed)
+
+    [(mailer, _)] = [e for e in events if e[1] == "mail marked sent"]
+    after_send = [name for conn, name in events if conn == mailer]
+    after_send = after_send[after_send.index("mail marked sent") :]
+    assert after_send[: after_send.index("commit") + 1] == [
+        "mail marked sent",
+        "step ended",
+        "commit",
+    ], after_send
+    body = await fetch_document(client, alice, document_id)
+    assert timeline(body) == [("extract", None), ("summarize", None), ("email", None)]
+    assert all(step["finished_at"] for step in body["timeline"])
+
+
 async def test_a_lost_commit_of_extracting_retries_and_leaves_one_text(
     settings: Settings,
     client: httpx.AsyncClient,

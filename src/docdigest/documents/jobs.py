@@ -187,19 +187,22 @@ async def email_user(jc: JobContext, user_id: int, document_id: int) -> None:
         "url": f"{public_base_url(jc.settings)}/documents/{document.id}",
     }
     try:
-        await send_once(
+        # The step ends in the transaction that marks the mail sent.
+        sent = await send_once(
             jc.session,
             jc.resource(Mailer),
             key=f"doc-ready:{document_id}",
             to=user.email,
             template="document_ready",
             context=context,
+            on_sent=lambda: pipeline.finish_step(step),
         )
     except Exception as exc:
         # The document stays ready: only the mail is late.
         await _record_error(jc, document, step, exc, fails_document=False)
         raise
-    pipeline.finish_step(step)
+    if not sent:
+        pipeline.finish_step(step)
 
 
 @job(timeout_s=60, subject="document:{document_id}")

@@ -9,6 +9,7 @@ a later rollback of the job must not forget it. Call it as a job's last effect.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -61,11 +62,14 @@ async def send_once(
     to: str,
     template: str,
     context: dict[str, Any],
+    on_sent: Callable[[], object] | None = None,
 ) -> bool:
     """Render `template` and send it to `to` unless `key` was sent already.
 
     Returns False when it was (or was skipped on purpose). Raises `Transient` while
-    another worker is sending it.
+    another worker is sending it. `on_sent` runs once the mail is out, before the
+    "sent" mark is committed: what the caller records of the send (a step's finish)
+    goes in with the mark, not in a transaction of its own.
     """
     settings = settings_of(session)
     rendered = render_mail(template, {"base_url": public_base_url(settings), **context})
@@ -87,6 +91,8 @@ async def send_once(
         sent_at=utcnow(),
         last_error=None,
     )
+    if on_sent is not None:
+        on_sent()
     await commit(session)
     return True
 
