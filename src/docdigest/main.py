@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.arq = queue
         app.state.sessionmaker = create_sessionmaker(engine, queue=queue, settings=settings)
-        app.state.intake = Intake(app.state.sessionmaker, Storage.from_settings(settings), settings)
+        app.state.intake = Intake(engine, queue, Storage.from_settings(settings), settings)
         app.state.token_check = TokenCheck(engine)
         try:
             yield

@@ -44,7 +44,8 @@ async def test_uploads_arriving_together_share_a_transaction_and_each_is_process
     db: async_sessionmaker[AsyncSession],
     run_worker: RunWorker,
 ) -> None:
-    document_inserts = record_statements(app.state.engine.sync_engine, "INSERT INTO documents")
+    # On PostgreSQL the insert is inside a WITH, with the jobs' insert.
+    document_inserts = record_statements(app.state.engine.sync_engine, "", "INSERT INTO documents")
     token_lookups = record_statements(app.state.engine.sync_engine, "SELECT", "login_sessions")
 
     async def send(n: int) -> httpx.Response:
@@ -100,7 +101,7 @@ async def test_an_upload_that_cannot_be_written_fails_alone(
     """A row that breaks the transaction (an owner that no longer exists) fails its own
     upload; the uploads written with it are written all the same."""
     storage = Storage.from_settings(settings)
-    intake = Intake(db, storage, settings)
+    intake = Intake(db.kw["bind"], None, storage, settings)
 
     def received(n: int) -> ReceivedFile:
         path = settings.upload_tmp_dir / f"upload-{n}.part"
@@ -178,7 +179,7 @@ async def test_a_copy_that_cannot_be_removed_does_not_fail_the_upload(
 ) -> None:
     """A duplicate's stored copy is removed after the commit. If that fails, the upload
     is still answered as the duplicate it is, and nothing is written twice."""
-    intake = Intake(db, UndeletableStorage(root=settings.files_dir), settings)
+    intake = Intake(db.kw["bind"], None, UndeletableStorage(root=settings.files_dir), settings)
 
     def received(name: str) -> ReceivedFile:
         path = settings.upload_tmp_dir / f"upload-{name}.part"

@@ -384,7 +384,7 @@ async def test_a_failed_insert_keeps_no_stored_copy(
         sha256="0" * 64,
         content_type=TEXT,
     )
-    intake = Intake(db, Storage.from_settings(settings), settings)
+    intake = Intake(db.kw["bind"], None, Storage.from_settings(settings), settings)
     with pytest.raises(IntegrityError):
         await intake.accept(999_999, file)
     assert stored_files(settings) == []

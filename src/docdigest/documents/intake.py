@@ -1,10 +1,12 @@
 """Where uploads become documents.
 
-The request checks a received file and moves it into storage; its row, its first
-jobs and their push to the queue are then written together with whatever other
-uploads are waiting, in one transaction (`core/batch.py`). Under load that is most
-of an upload's database work paid once for many uploads; a lone upload is written
-at once, as before.
+The request checks a received file and moves it into storage; its row and its first
+jobs are then written together with whatever other uploads are waiting, all or
+nothing (`core/batch.py`), and the jobs pushed to the queue once written. Under load
+that is most of an upload's database work paid once for many uploads; a lone upload
+is written at once, as before. The write uses Core statements on a bare connection:
+on PostgreSQL two round trips, the documents' ids and then one statement for both
+tables (`core/db.py` `insert_with_children`).
 """
 
 from __future__ import annotations
@@ -12,14 +14,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from arq.connections import ArqRedis
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from docdigest.core.batch import STALLED_S, GroupCommit
-from docdigest.core.db import commit
+from docdigest.core.db import core_connection
 from docdigest.core.errors import AppError
 from docdigest.documents.service import Accepted, Stored, add_documents, check_upload
 from docdigest.documents.storage import Storage, new_key
 from docdigest.documents.upload import ReceivedFile
+from docdigest.jobs.enqueue import push_all
 from docdigest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,9 +33,14 @@ class Intake:
     """Accepts uploads for one process (the web app keeps one, on `app.state`)."""
 
     def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], storage: Storage, settings: Settings
+        self,
+        engine: AsyncEngine,
+        queue: ArqRedis | None,
+        storage: Storage,
+        settings: Settings,
     ) -> None:
-        self._sessionmaker = sessionmaker
+        self._engine = engine
+        self._queue = queue
         self._storage = storage
         self._settings = settings
         # SQLite takes one writer at a time whatever we do. On a server, a spare
@@ -74,15 +83,16 @@ class Intake:
 
     async def _write(self, uploads: Sequence[Stored]) -> list[Accepted | AppError]:
         try:
-            async with self._sessionmaker() as session:
-                outcomes = await add_documents(session, self._settings, uploads)
-                await commit(session)
+            async with core_connection(self._engine) as conn:
+                outcomes, jobs = await add_documents(conn, self._settings, uploads)
         except Exception:
             # A failed batch is written again upload by upload; a lone upload that
             # fails has failed for good, and its stored copy goes.
             if len(uploads) == 1:
                 await self._discard(uploads[0].key)
             raise
+        if self._queue is not None:
+            await push_all(self._queue, jobs)
         for upload, outcome in zip(uploads, outcomes, strict=True):
             if not isinstance(outcome, Accepted) or outcome.duplicate:
                 await self._discard(upload.key)

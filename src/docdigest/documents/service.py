@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from docdigest.core.db import add_all_unless_exist, utcnow
+from docdigest.core.db import detached, insert_with_children, utcnow
 from docdigest.core.errors import AppError, Conflict, NotFound, Unprocessable, UnsupportedMediaType
 from docdigest.documents import sniff
 from docdigest.documents.jobs import delete_document as delete_document_job
@@ -20,11 +21,14 @@ from docdigest.documents.models import Document, DocumentStatus
 from docdigest.documents.removal import remove_document, remove_user_documents
 from docdigest.documents.storage import Storage
 from docdigest.documents.upload import ReceivedFile
-from docdigest.jobs import Call, enqueue, enqueue_all
+from docdigest.jobs import Call, enqueue
 from docdigest.jobs.context import request_id
+from docdigest.jobs.enqueue import ledger_rows
+from docdigest.jobs.models import JobRun
 from docdigest.settings import Settings
 
 MAX_PAGE = 100
+_documents = Document.__table__
 
 
 @dataclass(frozen=True)
@@ -64,14 +68,15 @@ async def check_upload(file: ReceivedFile) -> str:
 
 
 async def add_documents(
-    session: AsyncSession, settings: Settings, uploads: Sequence[Stored]
-) -> list[Accepted | AppError]:
-    """The documents for stored uploads, with their first jobs, in `session`'s
-    transaction (the caller commits): one insert for the documents and one for the jobs.
+    conn: AsyncConnection, settings: Settings, uploads: Sequence[Stored]
+) -> tuple[list[Accepted | AppError], list[JobRun]]:
+    """The documents for stored uploads, with their first jobs, written together
+    (`core/db.py` `insert_with_children`; the caller commits and then pushes the jobs
+    returned).
 
     The same bytes uploaded again by the same user (before, or in this same batch)
-    give the existing document, marked a duplicate; its upload's stored copy is
-    claimed by no row, and the caller removes it.
+    give the existing document, marked a duplicate, and no new job; its upload's
+    stored copy is claimed by no row, and the caller removes it.
     """
     now = utcnow()
     keep = timedelta(days=settings.retention_days) if settings.retention_days else None
@@ -90,33 +95,34 @@ async def add_documents(
         }
         for upload in uploads
     ]
-    added = await add_all_unless_exist(session, Document, rows)
+    requests = {upload.key: upload.request_id for upload in uploads}
+
+    def first_jobs(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+        document_id, request = document["id"], requests[document["storage_key"]]
+        # The chain's first step. No unique key: the document id is brand new, so
+        # nothing can collide, and a keyed enqueue costs a lookup when one does.
+        calls = [Call(extract_text, {"document_id": document_id}, request_id=request)]
+        if keep:
+            expire = Call(
+                delete_document_job,
+                {"document_id": document_id},
+                defer_by=keep,
+                key=f"expire:{document_id}",
+                request_id=request,
+            )
+            calls.append(expire)
+        return ledger_rows(calls, settings, now)
+
+    added, runs = await insert_with_children(conn, Document, rows, JobRun, first_jobs)
     by_hash = {(document.user_id, document.sha256): document for document in added}
+    for document in added:
+        set_committed_value(document, "steps", [])
     missing = {(u.user_id, u.sha256) for u in uploads} - by_hash.keys()
     if missing:
         # The users uploaded these bytes before (or a concurrent request just did):
         # the unique (user, sha256) key turned their inserts into no-ops.
-        for document in await _find_by_hashes(session, missing):
+        for document in await _find_by_hashes(conn, missing):
             by_hash[document.user_id, document.sha256] = document
-    requests = {upload.key: upload.request_id for upload in uploads}
-    calls = []
-    for document in added:
-        set_committed_value(document, "steps", [])
-        request = requests[document.storage_key]
-        # The chain's first step. No unique key: the document id is brand new, so
-        # nothing can collide, and a keyed enqueue costs a lookup when one does.
-        calls.append(Call(extract_text, {"document_id": document.id}, request_id=request))
-        if keep:
-            calls.append(
-                Call(
-                    delete_document_job,
-                    {"document_id": document.id},
-                    defer_by=keep,
-                    key=f"expire:{document.id}",
-                    request_id=request,
-                )
-            )
-    await enqueue_all(session, calls)
     outcomes: list[Accepted | AppError] = []
     for upload in uploads:
         found = by_hash.get((upload.user_id, upload.sha256))
@@ -124,16 +130,19 @@ async def add_documents(
             outcomes.append(Conflict("the same file is being uploaded right now; try again"))
         else:
             outcomes.append(Accepted(found, duplicate=found.storage_key != upload.key))
-    return outcomes
+    return outcomes, runs
 
 
-async def _find_by_hashes(session: AsyncSession, pairs: set[tuple[int, str]]) -> Sequence[Document]:
+async def _find_by_hashes(conn: AsyncConnection, pairs: set[tuple[int, str]]) -> list[Document]:
     users = {user_id for user_id, _ in pairs}
     hashes = {sha256 for _, sha256 in pairs}
-    found = await session.scalars(
-        select(Document).where(Document.user_id.in_(users), Document.sha256.in_(hashes))
+    found = await conn.execute(
+        select(*_documents.c).where(
+            _documents.c.user_id.in_(users), _documents.c.sha256.in_(hashes)
+        )
     )
-    return [document for document in found if (document.user_id, document.sha256) in pairs]
+    documents = [detached(Document, row._mapping) for row in found]
+    return [document for document in documents if (document.user_id, document.sha256) in pairs]
 
 
 async def list_documents(

@@ -70,8 +70,7 @@ async def enqueue(
 
 async def enqueue_all(session: AsyncSession, calls: Sequence[Call]) -> list[JobRun]:
     """`enqueue` for several jobs, with one insert; the runs come back in `calls` order."""
-    now = utcnow()
-    rows = [_ledger_row(session, call, now) for call in calls]
+    rows = ledger_rows(calls, settings_of(session))
     added = {run.id: run for run in await add_all_unless_exist(session, JobRun, rows)}
     runs = []
     for row in rows:
@@ -90,7 +89,15 @@ async def enqueue_all(session: AsyncSession, calls: Sequence[Call]) -> list[JobR
     return runs
 
 
-def _ledger_row(session: AsyncSession, call: Call, now: datetime) -> dict[str, Any]:
+def ledger_rows(
+    calls: Sequence[Call], settings: Settings, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """The ledger rows that record `calls`, ready to insert (each with a new id)."""
+    now = now or utcnow()
+    return [_ledger_row(call, settings, now) for call in calls]
+
+
+def _ledger_row(call: Call, settings: Settings, now: datetime) -> dict[str, Any]:
     scheduled_at = call.defer_until or (now + call.defer_by if call.defer_by else None)
     return {
         "id": uuid.uuid4().hex,
@@ -99,7 +106,7 @@ def _ledger_row(session: AsyncSession, call: Call, now: datetime) -> dict[str, A
         "status": JobStatus.DEFERRED if scheduled_at else JobStatus.QUEUED,
         "attempts": 0,
         "series": 1,
-        "max_tries": call.spec.policy(settings_of(session)).max_tries,
+        "max_tries": call.spec.policy(settings).max_tries,
         "key": call.key,
         "subject": call.spec.subject_for(call.kwargs),
         "request_id": call.request_id,

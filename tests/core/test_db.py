@@ -1,0 +1,152 @@
+"""`insert_with_children`: rows and the rows that belong to them, written all or
+nothing, on SQLite and on PostgreSQL (where it is one statement outside a transaction)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from docdigest.core.db import core_connection, insert_with_children, utcnow
+from docdigest.documents.models import Document, DocumentStep
+from docdigest.jobs.models import JobRun
+from docdigest.users.models import User
+from tests.conftest import record_statements
+
+Db = async_sessionmaker[AsyncSession]
+
+
+async def a_user(db: Db) -> int:
+    async with db() as session:
+        user = User(email=f"{uuid.uuid4().hex[:8]}@example.com", name="Owner", password_hash="-")
+        session.add(user)
+        await session.commit()
+        return user.id
+
+
+def document(user_id: int, sha256: str) -> dict[str, Any]:
+    return {
+        "user_id": user_id,
+        "filename": f"{sha256}.txt",
+        "content_type": "text/plain",
+        "size": 1,
+        "sha256": sha256,
+        "storage_key": f"originals/{uuid.uuid4().hex}",
+        "status": "queued",
+        "generation": 0,
+        "created_at": utcnow(),
+        "expires_at": None,
+    }
+
+
+def job(parent: Mapping[str, Any], key: str | None = None) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4().hex,
+        "function": "extract_text",
+        "args": {"document_id": parent["id"]},
+        "status": "queued",
+        "attempts": 0,
+        "series": 1,
+        "max_tries": 3,
+        "key": key,
+        "subject": f"document:{parent['id']}",
+        "enqueued_at": utcnow(),
+    }
+
+
+async def counts(db: Db) -> tuple[int, int]:
+    async with db() as session:
+        documents = await session.scalar(select(func.count()).select_from(Document))
+        jobs = await session.scalar(select(func.count()).select_from(JobRun))
+    return documents or 0, jobs or 0
+
+
+async def test_rows_come_back_with_their_children_and_their_ids(db: Db) -> None:
+    owner = await a_user(db)
+    rows = [document(owner, "a" * 64), document(owner, "b" * 64)]
+    statements = record_statements(db.kw["bind"].sync_engine, "")
+
+    async with core_connection(db.kw["bind"]) as conn:
+        documents, jobs = await insert_with_children(
+            conn, Document, rows, JobRun, lambda row: [job(row), job(row)]
+        )
+    written = list(statements)
+
+    assert sorted(d.sha256 for d in documents) == ["a" * 64, "b" * 64]
+    assert all(d.id for d in documents)
+    assert sorted(j.args["document_id"] for j in jobs) == sorted([d.id for d in documents] * 2)
+    async with db() as session:
+        stored = (await session.scalars(select(JobRun))).all()
+    assert sorted(j.id for j in stored) == sorted(j.id for j in jobs)
+    assert {j.args["document_id"] for j in stored} == {d.id for d in documents}
+    # Two statements whatever the batch's size: on PostgreSQL the ids and then both
+    # tables at once; on SQLite one insert for each table.
+    assert len(written) == 2
+
+
+async def test_a_row_a_unique_key_already_holds_is_left_out_with_its_children(db: Db) -> None:
+    owner = await a_user(db)
+    async with core_connection(db.kw["bind"]) as conn:
+        [first], _ = await insert_with_children(
+            conn, Document, [document(owner, "c" * 64)], JobRun, lambda row: [job(row)]
+        )
+        rows = [document(owner, "c" * 64), document(owner, "d" * 64), document(owner, "d" * 64)]
+        documents, jobs = await insert_with_children(
+            conn, Document, rows, JobRun, lambda row: [job(row)]
+        )
+
+    # The same (user, sha256) again, before and within the batch: one new row, one job.
+    assert [d.sha256 for d in documents] == ["d" * 64]
+    assert [j.args["document_id"] for j in jobs] == [documents[0].id]
+    assert await counts(db) == (2, 2)
+    async with db() as session:
+        subjects = set((await session.scalars(select(JobRun.subject))).all())
+    assert subjects == {f"document:{first.id}", f"document:{documents[0].id}"}
+
+
+async def test_a_child_a_unique_key_already_holds_is_left_out_alone(db: Db) -> None:
+    owner = await a_user(db)
+    async with core_connection(db.kw["bind"]) as conn:
+        await insert_with_children(
+            conn, Document, [document(owner, "e" * 64)], JobRun, lambda row: [job(row, "taken")]
+        )
+        documents, jobs = await insert_with_children(
+            conn,
+            Document,
+            [document(owner, "f" * 64)],
+            JobRun,
+            lambda row: [job(row, "taken"), job(row, "free")],
+        )
+
+    assert [d.sha256 for d in documents] == ["f" * 64]
+    assert [j.key for j in jobs] == ["free"]
+    assert await counts(db) == (2, 2)
+
+
+async def test_a_child_that_cannot_be_written_takes_its_parents_with_it(db: Db) -> None:
+    owner = await a_user(db)
+
+    def steps(row: Mapping[str, Any]) -> list[dict[str, Any]]:
+        broken = row["sha256"] == "1" * 64
+        return [
+            {
+                "document_id": row["id"],
+                "step": None if broken else "extract",  # NOT NULL
+                "attempt": 1,
+                "started_at": utcnow(),
+            }
+        ]
+
+    rows = [document(owner, "0" * 64), document(owner, "1" * 64)]
+    with pytest.raises(IntegrityError):
+        async with core_connection(db.kw["bind"]) as conn:
+            await insert_with_children(conn, Document, rows, DocumentStep, steps)
+
+    assert await counts(db) == (0, 0)
+    async with db() as session:
+        assert await session.scalar(select(func.count()).select_from(DocumentStep)) == 0
