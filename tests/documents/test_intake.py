@@ -44,8 +44,7 @@ async def test_uploads_arriving_together_share_a_transaction_and_each_is_process
     db: async_sessionmaker[AsyncSession],
     run_worker: RunWorker,
 ) -> None:
-    # On PostgreSQL the insert is inside a WITH, with the jobs' insert.
-    document_inserts = record_statements(app.state.engine.sync_engine, "", "INSERT INTO documents")
+    document_inserts = record_statements(app.state.engine.sync_engine, "INSERT INTO documents")
     token_lookups = record_statements(app.state.engine.sync_engine, "SELECT", "login_sessions")
 
     async def send(n: int) -> httpx.Response:

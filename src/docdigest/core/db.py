@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
-from sqlalchemy import (
-    JSON,
-    ColumnClause,
-    DateTime,
-    Executable,
-    MetaData,
-    Table,
-    event,
-    text,
-)
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import DateTime, Executable, MetaData, Table, event
 from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
@@ -36,7 +25,6 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase, make_transient_to_detached
-from sqlalchemy.sql.selectable import TextualSelect
 from sqlalchemy.types import TypeDecorator
 
 from docdigest.core.sqlite import lean_url
@@ -209,12 +197,11 @@ def _many(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]] | dict[str, An
 
 
 def detached(model: type[_T], row: Mapping[Any, Any]) -> _T:
-    """An instance of `model` for a row read with a Core statement or written from a
-    dict (`row` maps column names to values; a column it lacks is None), as if a
-    session had loaded it and closed since: no ORM loading and no session.
-    `session.add()` makes it persistent in a session."""
+    """An instance of `model` for a row read with a Core statement (`row` maps each of
+    the table's columns to its value), as if a session had loaded it and closed since:
+    no ORM loading and no session. `session.add()` makes it persistent in a session."""
     columns = model.__mapper__.column_attrs
-    instance = model(**{attr.key: row.get(attr.columns[0].name) for attr in columns})
+    instance = model(**{attr.key: row[attr.columns[0]] for attr in columns})
     make_transient_to_detached(instance)
     return instance
 
@@ -231,61 +218,22 @@ async def insert_with_children(
     child: type[_C],
     children: Children,
 ) -> tuple[list[_P], list[_C]]:
-    """Insert `rows` of `parent` and, for each one inserted, the rows of `child` that
-    `children(row)` gives (`row` has its new primary key), all or nothing: INSERT … ON CONFLICT
-    DO NOTHING for both, so a row a unique key already holds is left out, and so are
-    its children. Returns what was inserted, as detached instances, in no promised
-    order. The caller commits (on PostgreSQL the write has committed already).
-
-    On PostgreSQL the parents' ids come from their sequence first, and then one
-    statement writes both tables, outside any transaction: two round trips instead of
-    BEGIN, one insert for each table and COMMIT, and no session (docs/performance.md,
-    "a twenty-sixth machine"). SQLite cannot insert inside a WITH, and a statement
-    there costs no network round trip: the two inserts run in the connection's
-    transaction.
+    """INSERT … ON CONFLICT DO NOTHING of `rows` of `parent`, then of the rows of
+    `child` that `children(row)` gives for each row inserted (`row` has its new
+    primary key): a row a unique key already holds is left out, and so are its
+    children. One statement a table, in the caller's transaction on `conn`, and no
+    session (its unit of work costs more than the statements; docs/performance.md,
+    "a twenty-sixth machine"). Returns what was inserted, as detached instances, in
+    no promised order.
     """
     if not rows:
         return [], []
-    if conn.dialect.name != "postgresql":
-        return await _insert_parents_then_children(conn, parent, rows, child, children)
-    parent_table, child_table = _table(parent), _table(child)
-    key = _primary_key(parent_table)
-    ids = await conn.scalars(_NEXT_IDS, {"table": parent_table.name, "key": key, "n": len(rows)})
-    parent_rows = [{**row, key: id_} for row, id_ in zip(rows, ids, strict=True)]
-    child_rows = [(row[key], kid) for row in parent_rows for kid in children(row)]
-    if not child_rows:
-        added = await conn.execute(
-            _insert_returning("postgresql", _table(parent)), _many(parent_rows)
-        )
-        return [detached(parent, row._mapping) for row in added], []
-    statement = _family_insert(
-        parent_table, tuple(parent_rows[0]), child_table, tuple(child_rows[0][1])
-    )
-    params = _columns_as_arrays("p_", parent_table, parent_rows)
-    params |= _columns_as_arrays("c_", child_table, [kid for _, kid in child_rows])
-    params["c__parent"] = [parent_id for parent_id, _ in child_rows]
-    result = (await conn.execute(statement, params)).all()
-    inserted = set(result[0].child_keys) if result else set()
-    child_key = _primary_key(child_table)
-    return (
-        [detached(parent, row._mapping) for row in result],
-        [detached(child, kid) for _, kid in child_rows if kid[child_key] in inserted],
-    )
-
-
-async def _insert_parents_then_children(
-    conn: AsyncConnection,
-    parent: type[_P],
-    rows: Sequence[dict[str, Any]],
-    child: type[_C],
-    children: Children,
-) -> tuple[list[_P], list[_C]]:
     dialect = conn.dialect.name
-    added = (await conn.execute(_insert_returning(dialect, _table(parent)), _many(rows))).all()
+    added = (await conn.execute(_insert_returning(dialect, parent.__table__), _many(rows))).all()
     child_rows = [kid for row in added for kid in children(row._mapping)]
     kids: Sequence[Row[Any]] = []
     if child_rows:
-        statement = _insert_returning(dialect, _table(child))
+        statement = _insert_returning(dialect, child.__table__)
         kids = (await conn.execute(statement, _many(child_rows))).all()
     return (
         [detached(parent, row._mapping) for row in added],
@@ -293,89 +241,15 @@ async def _insert_parents_then_children(
     )
 
 
-_NEXT_IDS = text("SELECT nextval(pg_get_serial_sequence(:table, :key)) FROM generate_series(1, :n)")
-
-
-def _table(model: type[Base]) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
-def _primary_key(table: Table) -> str:
-    [column] = table.primary_key.columns
-    return column.name
-
-
-def _columns_as_arrays(
-    prefix: str, table: Table, rows: Sequence[Mapping[str, Any]]
-) -> dict[str, list[Any]]:
-    """One array a column, as `_family_insert` takes them (JSON goes as its text)."""
-    arrays: dict[str, list[Any]] = {}
-    for name in rows[0]:
-        values = [row[name] for row in rows]
-        if isinstance(table.c[name].type, JSON):
-            values = [None if value is None else json.dumps(value) for value in values]
-        arrays[prefix + name] = values
-    return arrays
-
-
-@functools.cache
-def _family_insert(
-    parent: Table, parent_columns: tuple[str, ...], child: Table, child_columns: tuple[str, ...]
-) -> TextualSelect:
-    """The statement behind `insert_with_children` on PostgreSQL, built once per shape.
-
-    Each column's values travel as one array (`unnest` turns them back into rows), so
-    one statement text serves every batch size and the server prepares it once.
-    """
-    dialect = postgresql.base.PGDialect()  # type: ignore[no-untyped-call]
-    quote = dialect.identifier_preparer.quote
-
-    def arrays(prefix: str, table: Table, names: tuple[str, ...]) -> str:
-        return ", ".join(
-            f"CAST(:{prefix}{name} AS {table.c[name].type.compile(dialect)}[])" for name in names
-        )
-
-    parent_list = ", ".join(map(quote, parent_columns))
-    # Named, not `parent.*`: the result's columns are matched to the table's by
-    # position, and a migrated table's columns need not be in the model's order.
-    returned = ", ".join(quote(column.name) for column in parent.c)
-    child_list = ", ".join(map(quote, child_columns))
-    parent_key, child_key = quote(_primary_key(parent)), quote(_primary_key(child))
-    parent_key_type = parent.c[_primary_key(parent)].type.compile(dialect)
-    sql = f"""
-        WITH parent AS (
-            INSERT INTO {quote(parent.name)} ({parent_list})
-            SELECT * FROM unnest({arrays("p_", parent, parent_columns)})
-            ON CONFLICT DO NOTHING
-            RETURNING {returned}
-        ), child AS (
-            INSERT INTO {quote(child.name)} ({child_list})
-            SELECT {child_list} FROM unnest(
-                {arrays("c_", child, child_columns)}, CAST(:c__parent AS {parent_key_type}[])
-            ) AS given({child_list}, parent__)
-            WHERE parent__ IN (SELECT {parent_key} FROM parent)
-            ON CONFLICT DO NOTHING
-            RETURNING {child_key}
-        )
-        SELECT {returned}, ARRAY(SELECT {child_key} FROM child) AS child_keys FROM parent
-    """
-    child_keys = ColumnClause("child_keys", postgresql.ARRAY(child.c[_primary_key(child)].type))
-    return text(sql).columns(*parent.c, child_keys)
-
-
 @contextlib.asynccontextmanager
-async def core_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A connection for a few Core statements, without a session (its unit of work
-    and ORM loading cost more than a short statement itself), committed when the
-    block ends and rolled back when it raises.
+async def lookup_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection for a short lookup, without a session (its unit of work and ORM
+    loading cost more than the query itself), committed when the block ends.
 
     On PostgreSQL each statement commits on its own: one round trip instead of BEGIN,
-    the statement and COMMIT, so what must be all or nothing goes in one statement
-    (`insert_with_children`). SQLite opens no transaction for a read anyway, and
-    changing its mode would cost two hand-offs to the connection's thread, so there
-    the block's writes share one transaction as usual.
+    the query and COMMIT. SQLite opens no transaction for a read anyway, and changing
+    its mode would cost two hand-offs to the connection's thread, so a write there
+    opens one as usual.
     """
     async with engine.connect() as conn:
         if conn.dialect.name != "sqlite":

@@ -2,11 +2,10 @@
 
 The request checks a received file and moves it into storage; its row and its first
 jobs are then written together with whatever other uploads are waiting, all or
-nothing (`core/batch.py`), and the jobs pushed to the queue once written. Under load
-that is most of an upload's database work paid once for many uploads; a lone upload
-is written at once, as before. The write uses Core statements on a bare connection:
-on PostgreSQL two round trips, the documents' ids and then one statement for both
-tables (`core/db.py` `insert_with_children`).
+nothing, in one transaction (`core/batch.py`), and the jobs pushed to the queue once
+it commits. Under load that is most of an upload's database work paid once for many
+uploads; a lone upload is written at once, as before. The transaction is two Core
+statements on a connection, without a session (`core/db.py` `insert_with_children`).
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from docdigest.core.batch import STALLED_S, GroupCommit
-from docdigest.core.db import core_connection
 from docdigest.core.errors import AppError
 from docdigest.documents.service import Accepted, Stored, add_documents, check_upload
 from docdigest.documents.storage import Storage, new_key
@@ -30,7 +28,10 @@ log = logging.getLogger(__name__)
 
 
 class Intake:
-    """Accepts uploads for one process (the web app keeps one, on `app.state`)."""
+    """Accepts uploads for one process (the web app keeps one, on `app.state`).
+
+    Without a `queue`, new jobs wait in the ledger for the reconciler to push them.
+    """
 
     def __init__(
         self,
@@ -83,7 +84,7 @@ class Intake:
 
     async def _write(self, uploads: Sequence[Stored]) -> list[Accepted | AppError]:
         try:
-            async with core_connection(self._engine) as conn:
+            async with self._engine.begin() as conn:
                 outcomes, jobs = await add_documents(conn, self._settings, uploads)
         except Exception:
             # A failed batch is written again upload by upload; a lone upload that

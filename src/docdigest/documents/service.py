@@ -70,9 +70,10 @@ async def check_upload(file: ReceivedFile) -> str:
 async def add_documents(
     conn: AsyncConnection, settings: Settings, uploads: Sequence[Stored]
 ) -> tuple[list[Accepted | AppError], list[JobRun]]:
-    """The documents for stored uploads, with their first jobs, written together
-    (`core/db.py` `insert_with_children`; the caller commits and then pushes the jobs
-    returned).
+    """The documents for stored uploads, with their first jobs, in `conn`'s
+    transaction: one insert for the documents and one for the jobs, without a session
+    (`core/db.py` `insert_with_children`). The caller commits, then pushes the jobs
+    returned.
 
     The same bytes uploaded again by the same user (before, or in this same batch)
     give the existing document, marked a duplicate, and no new job; its upload's

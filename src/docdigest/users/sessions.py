@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from docdigest.core.batch import STALLED_S, GroupCommit
-from docdigest.core.db import core_connection, detached, utcnow
+from docdigest.core.db import detached, lookup_connection, utcnow
 from docdigest.jobs.enqueue import settings_of
 from docdigest.users.models import AccessToken, LoginSession, User
 
@@ -138,7 +138,7 @@ class TokenCheck:
         await self._lookups.wait_idle()
 
     async def _look_up(self, tokens: Sequence[str]) -> list[User | None]:
-        async with core_connection(self._engine) as conn:
+        async with lookup_connection(self._engine) as conn:
             return await users_for_tokens(conn, tokens)
 
 
