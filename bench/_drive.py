@@ -151,10 +151,16 @@ async def drive(route: str, kind: str, count: int, concurrency: int) -> dict[str
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def route_arguments(description: str | None) -> argparse.ArgumentParser:
+    """The options every driver of the app takes: a route and a database."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("route", choices=ROUTES)
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    return parser
+
+
+def main() -> None:
+    parser = route_arguments(__doc__)
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=1)
     args = parser.parse_args()

@@ -16,7 +16,6 @@ waits, the kernel's work and the database server's are not in it. Needs valgrind
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import shutil
@@ -26,7 +25,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench._drive import ROUTES
+from bench._drive import route_arguments
 
 _TOTAL = re.compile(r"Collected\s*:\s*(\d+)")
 
@@ -54,9 +53,7 @@ def instructions(route: str, database: str, count: int, out: Path) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("route", choices=ROUTES)
-    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    parser = route_arguments(__doc__)
     parser.add_argument("--short", type=int, default=100)
     parser.add_argument("--long", type=int, default=400)
     args = parser.parse_args()
