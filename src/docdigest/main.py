@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from docdigest.core.blanks import BlankFiles
 from docdigest.core.db import create_engine, create_sessionmaker
 from docdigest.core.errors import AppError
 from docdigest.core.health import router as health_router
@@ -50,11 +51,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker = create_sessionmaker(engine, queue=queue, settings=settings)
         app.state.intake = Intake(engine, queue, Storage.from_settings(settings), settings)
         app.state.token_check = TokenCheck(engine)
+        app.state.blank_files = BlankFiles(settings.upload_tmp_dir)
+        await app.state.blank_files.fill()
         try:
             yield
         finally:
             await app.state.intake.wait_idle()
             await app.state.token_check.wait_idle()
+            app.state.blank_files.close()
             await queue.aclose()
             await engine.dispose()
 

@@ -10,11 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from docdigest.core import disk
+from docdigest.core.blanks import BlankFiles
 from docdigest.core.disk import on_local_disk
 from docdigest.documents.intake import Intake
 from docdigest.documents.models import Document
@@ -32,6 +34,7 @@ from docdigest.settings import Settings
 from tests import pagecache
 from tests.documents import files
 from tests.documents.conftest import Account, Upload
+from tests.openfiles import unnamed_held
 
 
 @pytest.fixture
@@ -44,13 +47,18 @@ def stored_files(settings: Settings) -> list[Path]:
     return [p for p in settings.files_dir.rglob("*") if p.is_file()]
 
 
-def partial_uploads(settings: Settings) -> list[Path]:
-    tmp = settings.upload_tmp_dir
-    return list(tmp.iterdir()) if tmp.exists() else []
+async def leftovers(app: FastAPI) -> list[str]:
+    """What uploads left behind: files in the temporary directory, and files made
+    ahead (unnamed) that an upload took and did not close."""
+    blanks: BlankFiles = app.state.blank_files
+    await blanks.fill()
+    tmp = blanks.directory
+    named = [path.name for path in tmp.iterdir()] if tmp.exists() else []
+    return named + ["(unnamed)"] * (unnamed_held(tmp) - blanks.ready)
 
 
 async def test_upload_is_queued_with_sniffed_type_size_and_hash(
-    alice: Account, upload: Upload, settings: Settings
+    app: FastAPI, alice: Account, upload: Upload, settings: Settings
 ) -> None:
     data = files.pdf_bytes()
     response = await upload(alice, "report.pdf", data)
@@ -65,10 +73,11 @@ async def test_upload_is_queued_with_sniffed_type_size_and_hash(
     [stored] = stored_files(settings)
     assert stored.read_bytes() == data
     assert "report" not in str(stored)
-    assert partial_uploads(settings) == []
+    assert await leftovers(app) == []
 
 
 async def test_same_bytes_again_returns_the_existing_document(
+    app: FastAPI,
     alice: Account,
     bob: Account,
     upload: Upload,
@@ -88,11 +97,11 @@ async def test_same_bytes_again_returns_the_existing_document(
         assert len((await session.scalars(select(Document))).all()) == 2
     # The repeat's bytes were not kept: one stored file per document.
     assert len(stored_files(settings)) == 2
-    assert partial_uploads(settings) == []
+    assert await leftovers(app) == []
 
 
 async def test_uploads_go_on_after_the_temporary_directory_is_removed(
-    alice: Account, upload: Upload, settings: Settings
+    app: FastAPI, alice: Account, upload: Upload, settings: Settings
 ) -> None:
     """An operator clearing the upload directory by hand, or a cleaner of temporary
     files, does not break uploads: the directory is made again when it is missing."""
@@ -104,14 +113,16 @@ async def test_uploads_go_on_after_the_temporary_directory_is_removed(
 
     assert second.status_code == 202
     assert len(stored_files(settings)) == 2
-    assert partial_uploads(settings) == []
+    assert await leftovers(app) == []
 
 
-async def test_empty_file_is_422(alice: Account, upload: Upload, settings: Settings) -> None:
+async def test_empty_file_is_422(
+    app: FastAPI, alice: Account, upload: Upload, settings: Settings
+) -> None:
     response = await upload(alice, "empty.txt", b"")
     assert response.status_code == 422
     assert "empty" in response.json()["detail"]
-    assert stored_files(settings) == [] and partial_uploads(settings) == []
+    assert stored_files(settings) == [] and await leftovers(app) == []
 
 
 @pytest.mark.parametrize(
@@ -129,7 +140,13 @@ async def test_empty_file_is_422(alice: Account, upload: Upload, settings: Setti
     ],
 )
 async def test_type_comes_from_the_bytes_not_the_name(
-    alice: Account, upload: Upload, settings: Settings, name: str, data: bytes, detected: str
+    app: FastAPI,
+    alice: Account,
+    upload: Upload,
+    settings: Settings,
+    name: str,
+    data: bytes,
+    detected: str,
 ) -> None:
     response = await upload(alice, name, data)
 
@@ -138,7 +155,7 @@ async def test_type_comes_from_the_bytes_not_the_name(
     assert detected in body["detail"]
     assert "PDF" in body["detail"] and "DOCX" in body["detail"]
     assert body["detected"] == detected
-    assert stored_files(settings) == [] and partial_uploads(settings) == []
+    assert stored_files(settings) == [] and await leftovers(app) == []
 
 
 @pytest.mark.parametrize(
@@ -168,13 +185,13 @@ async def test_a_document_that_looks_like_another_format_at_first_is_accepted(
 
 
 async def test_over_the_cap_is_413_naming_the_limit_and_leaves_nothing(
-    alice: Account, upload: Upload, settings: Settings
+    app: FastAPI, alice: Account, upload: Upload, settings: Settings
 ) -> None:
     response = await upload(alice, "big.txt", b"word " * 300_000)
 
     assert response.status_code == 413
     assert "1 MB" in response.json()["detail"]
-    assert stored_files(settings) == [] and partial_uploads(settings) == []
+    assert stored_files(settings) == [] and await leftovers(app) == []
 
 
 async def test_an_upload_may_be_larger_than_any_other_request(
@@ -278,7 +295,7 @@ MALFORMED = {
 
 @pytest.mark.parametrize("case", list(MALFORMED))
 async def test_a_body_that_cannot_be_read_is_400_and_leaves_nothing(
-    client: httpx.AsyncClient, alice: Account, settings: Settings, case: str
+    app: FastAPI, client: httpx.AsyncClient, alice: Account, settings: Settings, case: str
 ) -> None:
     body, reason = MALFORMED[case]
     response = await client.post(
@@ -289,13 +306,13 @@ async def test_a_body_that_cannot_be_read_is_400_and_leaves_nothing(
 
     assert response.status_code == 400, response.text
     assert reason in response.json()["detail"]
-    assert stored_files(settings) == [] and partial_uploads(settings) == []
+    assert stored_files(settings) == [] and await leftovers(app) == []
     listed = await client.get("/api/documents", headers=alice.headers)
     assert listed.json()["items"] == []
 
 
 async def test_a_body_of_too_many_parts_is_422_and_leaves_nothing(
-    client: httpx.AsyncClient, alice: Account, settings: Settings
+    app: FastAPI, client: httpx.AsyncClient, alice: Account, settings: Settings
 ) -> None:
     fields = b"".join(
         f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="note{i}"\r\n\r\nx\r\n'.encode()
@@ -309,7 +326,7 @@ async def test_a_body_of_too_many_parts_is_422_and_leaves_nothing(
 
     assert response.status_code == 422
     assert f"at most {MAX_PARTS} parts" in response.json()["detail"]
-    assert stored_files(settings) == [] and partial_uploads(settings) == []
+    assert stored_files(settings) == [] and await leftovers(app) == []
 
 
 async def test_several_files_in_one_request_each_get_a_result(
@@ -335,10 +352,12 @@ async def test_several_files_in_one_request_each_get_a_result(
     assert "image/png" in results[1]["detail"]
 
 
-async def test_anonymous_upload_is_401(client: httpx.AsyncClient, settings: Settings) -> None:
+async def test_anonymous_upload_is_401(
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings
+) -> None:
     response = await client.post("/api/documents", files={"file": ("a.txt", b"hello there")})
     assert response.status_code == 401
-    assert partial_uploads(settings) == []
+    assert await leftovers(app) == []
 
 
 async def test_cookie_upload_needs_the_csrf_token(client: httpx.AsyncClient) -> None:
@@ -388,7 +407,7 @@ async def test_a_failed_insert_keeps_no_stored_copy(
     with pytest.raises(IntegrityError):
         await intake.accept(999_999, file)
     assert stored_files(settings) == []
-    assert partial_uploads(settings) == []
+    assert list(settings.upload_tmp_dir.iterdir()) == []
 
 
 @pytest.fixture
@@ -422,7 +441,11 @@ def text_of(size: int, label: str) -> bytes:
 
 
 async def test_a_small_file_is_written_on_the_event_loop_and_a_larger_one_in_a_thread(
-    alice: Account, upload: Upload, settings: Settings, file_threads: dict[str, list[str]]
+    app: FastAPI,
+    alice: Account,
+    upload: Upload,
+    settings: Settings,
+    file_threads: dict[str, list[str]],
 ) -> None:
     """On a local disk, handing a small file to a thread costs more under load than
     writing it; a larger one still leaves the event loop free while it is written."""
@@ -447,7 +470,29 @@ async def test_a_small_file_is_written_on_the_event_loop_and_a_larger_one_in_a_t
             assert file_threads["write"] == [loop_thread]
         else:
             assert file_threads["write"] and loop_thread not in file_threads["write"]
-    assert partial_uploads(settings) == []
+    assert await leftovers(app) == []
+
+
+@pytest.mark.parametrize("size", [100 * 1024, INLINE_BYTES + 100 * 1024])
+async def test_an_upload_is_written_into_a_file_made_ahead(
+    app: FastAPI, alice: Account, upload: Upload, settings: Settings, size: int
+) -> None:
+    """Making a file can cost the kernel a millisecond; the stock's were made in a
+    thread at startup, and the upload's file is named only once it is whole."""
+    blanks: BlankFiles = app.state.blank_files
+    if blanks.ready == 0:
+        pytest.skip("the temporary directory's file system cannot make unnamed files")
+    before = blanks.ready
+    data = text_of(size, "ahead")
+
+    response = await upload(alice, "ahead.txt", data)
+
+    assert response.status_code == 202, response.text
+    assert response.json()["sha256"] == hashlib.sha256(data).hexdigest()
+    assert blanks.ready == before - 1
+    [stored] = stored_files(settings)
+    assert stored.read_bytes() == data
+    assert await leftovers(app) == []
 
 
 async def test_an_upload_is_on_its_way_to_the_disk_when_it_is_answered(

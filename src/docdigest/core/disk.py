@@ -18,7 +18,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -88,21 +88,26 @@ def start_writeback(fd: int, offset: int = 0, length: int = 0) -> bool:
     Linux only: elsewhere, or where the file system refuses, it does nothing and
     returns False.
     """
-    call = _sync_file_range()
+    call = linux_call(
+        "sync_file_range", ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint
+    )
     return call is not None and call(fd, offset, length, SYNC_FILE_RANGE_WRITE) == 0
 
 
 @functools.cache
-def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
+def linux_call(name: str, *argtypes: type[ctypes._SimpleCData[Any]]) -> Callable[..., int] | None:
+    """The C library's `name`, taking `argtypes` and returning an int with errno kept
+    (`ctypes.get_errno()`), for Linux calls Python's `os` does not offer as needed;
+    None on other systems or where the library lacks it."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        function = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).sync_file_range
+        function = getattr(ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True), name)
     except (OSError, AttributeError):
         return None
-    function.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
+    function.argtypes = list(argtypes)
     function.restype = ctypes.c_int
-    return function
+    return cast("Callable[..., int]", function)
 
 
 def _unescape(field: str) -> str:

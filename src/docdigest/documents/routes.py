@@ -92,7 +92,11 @@ async def upload(
     request: Request, user: UploadUser, settings: SettingsDep, intake: IntakeDep
 ) -> Response:
     form = await receive_files(
-        request, settings.upload_tmp_dir, settings.max_upload_bytes, inspect=sniff.sniff
+        request,
+        settings.upload_tmp_dir,
+        settings.max_upload_bytes,
+        inspect=sniff.sniff,
+        blanks=request.app.state.blank_files,
     )
     try:
         if not is_bearer(request) and CSRF_HEADER.lower() not in request.headers:

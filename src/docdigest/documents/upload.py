@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import re
 import unicodedata
 import uuid
@@ -24,6 +25,7 @@ from fastapi import Request
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
+from docdigest.core.blanks import BlankFiles
 from docdigest.core.disk import making_parent, on_local_disk, start_writeback
 from docdigest.core.errors import AppError, BadRequest, PayloadTooLarge, Unprocessable
 
@@ -94,13 +96,18 @@ class ReceivedForm:
 
 
 async def receive_files(
-    request: Request, tmp_dir: Path, max_file_bytes: int, inspect: Inspect | None = None
+    request: Request,
+    tmp_dir: Path,
+    max_file_bytes: int,
+    inspect: Inspect | None = None,
+    blanks: BlankFiles | None = None,
 ) -> ReceivedForm:
     """Stream a multipart body into temporary files under `tmp_dir`.
 
     `inspect` (a type sniffer, say) runs on each complete file right after its last
     bytes are written, wherever they were (a small file's on the event loop when the
     disk is local, others in a thread); its answer is the file's `content_type`.
+    Files are taken from `blanks` (made ahead in `tmp_dir`) while it has some.
     """
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
@@ -110,7 +117,7 @@ async def receive_files(
     max_request = max_body_bytes(max_file_bytes)
     if length and length.isdigit() and int(length) > max_request:
         raise PayloadTooLarge(_too_large(max_file_bytes), limit_bytes=max_file_bytes)
-    receiver = _Receiver(tmp_dir, max_file_bytes, inspect)
+    receiver = _Receiver(tmp_dir, max_file_bytes, inspect, blanks)
     parser = MultipartParser(boundary, cast("MultipartCallbacks", receiver.callbacks()))
     received = 0
     try:
@@ -153,15 +160,24 @@ class _Sink:
     and written in a thread while the event loop goes on receiving and parsing the next.
 
     At most one write is in flight, so a file holds two buffers of memory at most. The
-    file is created by the first write, and the last write also closes it and runs
-    `inspect` on it. A file of at most INLINE_BYTES is all one write, done on the loop
-    when `inline` says the disk allows it.
+    file is created by the first write (or was made ahead: `blank`, an unnamed file
+    named by the last write), and the last write also closes it and runs `inspect` on
+    it. A file of at most INLINE_BYTES is all one write, done on the loop when `inline`
+    says the disk allows it.
     """
 
-    def __init__(self, received: ReceivedFile, inspect: Inspect | None, inline: bool) -> None:
+    def __init__(
+        self,
+        received: ReceivedFile,
+        inspect: Inspect | None,
+        inline: bool,
+        blank: int | None = None,
+    ) -> None:
         self.received = received
         self.inspect = inspect
         self.inline = inline
+        self.blank = blank
+        self.unnamed = False
         self.handle: BinaryIO | None = None
         self.hash = hashlib.sha256()
         self.buffer = bytearray()
@@ -171,8 +187,7 @@ class _Sink:
 
     def _write(self, data: bytearray, last: bool) -> None:
         if self.handle is None:
-            path = self.received.path
-            self.handle = making_parent(path, lambda: path.open("wb"))
+            self.handle = self._open()
         self.hash.update(data)
         self.handle.write(data)
         self.handle.flush()
@@ -181,10 +196,21 @@ class _Sink:
         start_writeback(self.handle.fileno(), self.written, len(data))
         self.written += len(data)
         if last:
+            if self.unnamed:
+                path, fd = self.received.path, self.handle.fileno()
+                making_parent(path, lambda: BlankFiles.name(fd, path))
             self.handle.close()
             self.received.sha256 = self.hash.hexdigest()
             if self.inspect is not None:
                 self.received.content_type = self.inspect(self.received.path)
+
+    def _open(self) -> BinaryIO:
+        path = self.received.path
+        if self.blank is None:
+            return making_parent(path, lambda: path.open("wb"))
+        handle = os.fdopen(self.blank, "wb")
+        self.blank, self.unnamed = None, True
+        return handle
 
     async def flush(self) -> None:
         if self.writing is not None:
@@ -210,6 +236,9 @@ class _Sink:
     def close_handle(self) -> None:
         if self.handle is not None:
             self.handle.close()
+        elif self.blank is not None:
+            os.close(self.blank)
+            self.blank = None
 
     async def close(self) -> None:
         if self.writing is not None:
@@ -221,9 +250,16 @@ class _Sink:
 class _Receiver:
     """python-multipart callbacks that route each part to a temp file or a small field."""
 
-    def __init__(self, tmp_dir: Path, max_file_bytes: int, inspect: Inspect | None) -> None:
+    def __init__(
+        self,
+        tmp_dir: Path,
+        max_file_bytes: int,
+        inspect: Inspect | None,
+        blanks: BlankFiles | None,
+    ) -> None:
         self.tmp_dir = tmp_dir
         self.inline = on_local_disk(tmp_dir)
+        self.blanks = blanks
         self.max_file_bytes = max_file_bytes
         self.inspect = inspect
         self.form = ReceivedForm()
@@ -299,7 +335,8 @@ class _Receiver:
         path = self.tmp_dir / f"upload-{uuid.uuid4().hex}.part"
         self._file = ReceivedFile(field=name, filename=display_name(raw_name), path=path)
         self.form.files.append(self._file)
-        self._sink = _Sink(self._file, self.inspect, self.inline)
+        blank = self.blanks.take() if self.blanks is not None else None
+        self._sink = _Sink(self._file, self.inspect, self.inline, blank)
         self._sinks.append(self._sink)
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
