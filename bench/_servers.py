@@ -47,10 +47,17 @@ class Served:
     port: int
     process: subprocess.Popen[bytes]
 
-    def cpu_s(self) -> float | None:
-        """CPU seconds the process has used, all its threads (Linux's /proc; None elsewhere)."""
+    def cpu_s(self, loop_only: bool = False) -> float | None:
+        """CPU seconds the process has used: all its threads, or with `loop_only` its
+        main thread alone, where uvicorn runs the event loop (Linux's /proc; None
+        elsewhere)."""
+        pid = self.process.pid
         try:
-            fields = process_stat(self.process.pid)
+            if loop_only:
+                stat = Path(f"/proc/{pid}/task/{pid}/stat").read_text()
+                fields = stat.rsplit(")", 1)[1].split()
+            else:
+                fields = process_stat(pid)
         except OSError:
             return None
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime

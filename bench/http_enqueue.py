@@ -83,12 +83,15 @@ def load(port: int, **plan: Any) -> dict[str, Any]:
 
 
 def load_counting_cpu(server: Served, **plan: Any) -> dict[str, Any]:
-    """`load`, plus the CPU the server process spent per successful request."""
-    before = server.cpu_s()
+    """`load`, plus the CPU the server process spent per successful request: all its
+    threads, and its event loop's thread alone (`server_loop_cpu_ms_per_request`)."""
+    before = server.cpu_s(), server.cpu_s(loop_only=True)
     result = load(server.port, **plan)
-    after = server.cpu_s()
-    if before is not None and after is not None and result["ok"]:
-        result["server_cpu_ms_per_request"] = round((after - before) / result["ok"] * 1000, 2)
+    after = server.cpu_s(), server.cpu_s(loop_only=True)
+    for key, start, end in zip(("", "loop_"), before, after, strict=True):
+        if start is not None and end is not None and result["ok"]:
+            per_request = round((end - start) / result["ok"] * 1000, 2)
+            result[f"server_{key}cpu_ms_per_request"] = per_request
     return result
 
 
@@ -254,6 +257,10 @@ async def main() -> None:
         default=0,
     )
     cpu_per_bare = baseline.get("server_cpu_ms_per_request")
+    loop_cpu_per_upload = max(
+        (results[k]["upload_throughput"].get("server_loop_cpu_ms_per_request") or 0 for k in kinds),
+        default=0,
+    )
     # The capacity behind the p99 target: the highest offered rate (of those measured)
     # at which one process still answered every upload with p99 within the target.
     sustained: list[float] = [
@@ -288,6 +295,7 @@ async def main() -> None:
         upload_p99_ms_at_200rps=p99,
         upload_rps_within_p99_target=min(sustained) if all(sustained) else None,
         server_cpu_ms_per_upload=cpu_per_upload or None,
+        server_loop_cpu_ms_per_upload=loop_cpu_per_upload or None,
         server_cpu_ms_per_bare_request=cpu_per_bare,
         cpu_ratio_bare_over_upload=round(cpu_per_bare / cpu_per_upload, 3)
         if cpu_per_bare and cpu_per_upload
