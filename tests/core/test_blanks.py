@@ -4,6 +4,7 @@ closed with their stock, and simply absent where the file system cannot have the
 from __future__ import annotations
 
 import errno
+import logging
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -109,7 +110,7 @@ async def test_a_removed_directory_is_made_again(blanks: BlankFiles) -> None:
 
 
 async def test_where_unnamed_files_cannot_be_made_the_stock_stays_empty(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """As on a file system without O_TMPFILE (a network one, say): the kernel's
     answer is what is played here, since no such file system is mounted."""
@@ -121,6 +122,7 @@ async def test_where_unnamed_files_cannot_be_made_the_stock_stays_empty(
         return real_open(path, flags, *args, **kwargs)
 
     monkeypatch.setattr(os, "open", refusing_open)
+    caplog.set_level(logging.INFO, logger="docdigest.core.blanks")
     blanks = BlankFiles(tmp_path)
 
     await blanks.fill()
@@ -129,3 +131,7 @@ async def test_where_unnamed_files_cannot_be_made_the_stock_stays_empty(
     assert blanks.ready == 0
     assert blanks.take() is None
     assert list(tmp_path.iterdir()) == []  # the check leaves nothing either
+    # said once, for the operator, with the kernel's reason
+    [said] = [r for r in caplog.records if r.name == "docdigest.core.blanks"]
+    assert "not made ahead" in said.getMessage()
+    assert "Operation not supported" in said.__dict__["reason"]

@@ -17,12 +17,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import logging
 import os
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
 from docdigest.core.disk import linux_call
+
+log = logging.getLogger(__name__)
 
 #: Files kept ready: at 200 uploads a second, 80 ms of them. A refill starts at half.
 STOCK = 16
@@ -88,8 +91,12 @@ class BlankFiles:
         if not self._checked:
             try:
                 self._check()
-            except OSError:
+            except OSError as exc:
                 self._works = False
+                log.info(
+                    "upload files are not made ahead here; each upload makes its own",
+                    extra={"directory": str(self.directory), "reason": str(exc)},
+                )
                 return []
             self._checked = True
         made: list[int] = []
