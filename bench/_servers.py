@@ -51,13 +51,8 @@ class Served:
         """CPU seconds the process has used: all its threads, or with `loop_only` its
         main thread alone, where uvicorn runs the event loop (Linux's /proc; None
         elsewhere)."""
-        pid = self.process.pid
         try:
-            if loop_only:
-                stat = Path(f"/proc/{pid}/task/{pid}/stat").read_text()
-                fields = stat.rsplit(")", 1)[1].split()
-            else:
-                fields = process_stat(pid)
+            fields = process_stat(self.process.pid, main_thread=loop_only)
         except OSError:
             return None
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime

@@ -188,11 +188,13 @@ def machine_busy_s() -> float | None:
     return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def process_stat(pid: int) -> list[str]:
+def process_stat(pid: int, main_thread: bool = False) -> list[str]:
     """The fields of /proc/PID/stat after the command name (which may hold spaces and
-    parentheses), so that field N of proc(5) is item N - 3; raises OSError when the
-    process is gone or there is no /proc."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    parentheses), so that field N of proc(5) is item N - 3; with `main_thread`, those
+    of the process's main thread alone (/proc/PID/task/PID/stat). Raises OSError when
+    the process is gone or there is no /proc."""
+    path = f"/proc/{pid}/task/{pid}/stat" if main_thread else f"/proc/{pid}/stat"
+    return Path(path).read_text().rsplit(")", 1)[1].split()
 
 
 def tree_cpu_s(pids: list[int]) -> float | None:
@@ -239,7 +241,7 @@ def cpu_parts_s(pids: list[int]) -> dict[str, float] | None:
     for pid in pids:
         try:
             own = process_stat(pid)
-            first = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            first = process_stat(pid, main_thread=True)
         except OSError:
             return None  # gone meanwhile: a split without it would mislead
         # A process's utime and stime include its threads, those that ended too.
