@@ -1,5 +1,6 @@
 """Files made ahead in a thread: unnamed until written, made again as they are taken,
-closed with their stock, and simply absent where the file system cannot have them."""
+more of them kept once they run out, closed with their stock, and simply absent where
+the file system cannot have them."""
 
 from __future__ import annotations
 
@@ -75,6 +76,30 @@ async def test_an_empty_stock_gives_nothing_until_it_is_made_again(tmp_path: Pat
     blanks.close()
     for fd in (taken[0], taken[1], taken[3]):
         os.close(fd)  # type: ignore[arg-type]
+
+
+async def test_a_stock_that_runs_out_grows_up_to_its_most(tmp_path: Path) -> None:
+    """Uploads arriving together faster than a refill comes back: the next refills
+    keep more files, so that a steady load finds its files made ahead."""
+    blanks = BlankFiles(tmp_path, stock=4, most=8)
+    await blanks.fill()
+    if blanks.ready == 0:
+        pytest.skip("this file system cannot make unnamed files (O_TMPFILE)")
+
+    taken = [blanks.take() for _ in range(5)]  # a refill cannot come back between them
+    assert taken[4] is None
+    assert blanks.stock == 8
+    await blanks.fill()  # the refill under way, started at half of the old stock
+    await blanks.fill()  # and one up to the new
+    assert blanks.ready == 8
+
+    taken += [blanks.take() for _ in range(9)]
+    assert taken[-1] is None
+    assert blanks.stock == 8  # never past its most
+    blanks.close()
+    for fd in taken:
+        if fd is not None:
+            os.close(fd)
 
 
 async def test_closing_closes_the_stock_and_what_a_refill_brings_after(
