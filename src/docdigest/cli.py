@@ -95,13 +95,13 @@ def worker(
     """Run one Arq worker: the same as `arq docdigest.worker.WorkerSettings`."""
     from docdigest.core.heap import freeze_startup_heap
     from docdigest.core.logging import configure_logging
-    from docdigest.devserver.redis import free_port
     from docdigest.worker import create_worker
 
+    # A metrics port of 0 is bound as such: the kernel gives a free port and the
+    # worker logs it, so several workers on one machine never collide (a port looked
+    # up here and bound later could be taken in between, even by an outgoing
+    # connection's own port).
     settings = get_settings()
-    if settings.worker_metrics_port == 0:
-        # 0 means "any free port", so several workers on one machine never collide.
-        settings = settings.model_copy(update={"worker_metrics_port": free_port()})
     configure_logging(settings)
     worker = create_worker(settings, burst=burst)
     freeze_startup_heap()

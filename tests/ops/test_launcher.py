@@ -56,6 +56,12 @@ def test_run_starts_every_part_answers_ready_and_stops_them_all(launch: Launch) 
     first_metrics = stack.wait_for(r"^worker \| .*worker metrics on port (\d+)")[1]
     second_metrics = re.search(r"worker metrics on port (\d+)", output)
     assert second_metrics is not None and second_metrics[1] != first_metrics
+    # The worker bound a free port itself (none picked for it beforehand, which
+    # another socket could take first), and the launcher says which.
+    announced = stack.wait_for(r"^run \| worker metrics: http://127\.0\.0\.1:(\d+)/metrics$")
+    assert announced[1] == first_metrics
+    scrape = httpx.get(f"http://127.0.0.1:{first_metrics}/metrics", timeout=10)
+    assert scrape.status_code == 200 and "docdigest_" in scrape.text
 
     # The whole way round: sign up, the worker mails, the catcher keeps it, the API shows it.
     account = {"email": "ada@example.com", "name": "Ada", "password": "a long passphrase 42"}

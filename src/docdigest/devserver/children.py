@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 _print_lock = threading.Lock()
 
@@ -30,10 +30,17 @@ def _die_with_parent() -> None:
 class Child:
     """One part of the stack: started, watched, and stopped on request."""
 
-    def __init__(self, tag: str, argv: Sequence[str], env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        tag: str,
+        argv: Sequence[str],
+        env: dict[str, str],
+        watch: Callable[[str], None] | None = None,
+    ) -> None:
         self.tag = tag
         self.argv = list(argv)
         self.env = env
+        self.watch = watch  # sees each line of the child's output, in the pump's thread
         self.process: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
 
@@ -60,7 +67,10 @@ class Child:
     def _pump(self, process: subprocess.Popen[bytes]) -> None:
         assert process.stdout is not None
         for raw in process.stdout:
-            say(self.tag, raw.decode("utf-8", "replace").rstrip())
+            line = raw.decode("utf-8", "replace").rstrip()
+            say(self.tag, line)
+            if self.watch is not None:
+                self.watch(line)
 
     def exit_code(self) -> int | None:
         """None while running."""

@@ -7,8 +7,10 @@ configured. The worker is restarted when it dies; the web app keeps serving.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import signal
+import threading
 import time
 from pathlib import Path
 from types import FrameType
@@ -22,6 +24,8 @@ from docdigest.settings import Settings
 READY_TIMEOUT_S = 120
 STOP_TIMEOUT_S = 30
 RESTART_BACKOFF_CAP_S = 30.0
+#: The worker's line saying where its metrics are (jobs/metrics.py `worker_started`).
+_METRICS_PORT_LINE = re.compile(r"worker metrics on port (\d+)")
 
 
 class Launcher:
@@ -33,6 +37,10 @@ class Launcher:
         self.stopping = False
         self.worker_failures = 0
         self.worker_restart_at: float | None = None
+        # The worker picks its metrics port as it binds it, and says which.
+        self.metrics_port: int | None = None
+        self.announced = False
+        self._announcing = threading.Lock()
 
     # ------------------------------------------------------------ the stack's settings
 
@@ -52,13 +60,13 @@ class Launcher:
             )
         return stack
 
-    def write_run_env(self, stack: dict[str, str], worker_metrics_port: int) -> Path:
+    def write_run_env(self, stack: dict[str, str]) -> Path:
         path = self.data_dir / "run.env"
         lines = [
             "# The stack `docdigest run` started. Add a worker to it from another terminal:",
             "#   set -a; . .data/run.env; docdigest worker",
-            f"# The first worker serves its metrics on 127.0.0.1:{worker_metrics_port};",
-            "# DOCDIGEST_WORKER_METRICS_PORT=0 lets each added worker pick a free port.",
+            "# DOCDIGEST_WORKER_METRICS_PORT=0: each worker serves its metrics on a free",
+            "# port and logs which ('worker metrics on port N').",
         ]
         settings = stack | {"DOCDIGEST_WORKER_METRICS_PORT": "0"}
         lines += [f"{key}={shlex.quote(value)}" for key, value in sorted(settings.items())]
@@ -97,12 +105,12 @@ class Launcher:
         if self.stopping:
             return 0
 
-        metrics_port = free_port()
-        self.write_run_env(stack, metrics_port)
+        self.write_run_env(stack)
         web = self._start(Child("web", python_module("docdigest", "web"), child_env(stack)))
-        worker_env = child_env(stack | {"DOCDIGEST_WORKER_METRICS_PORT": str(metrics_port)})
-        worker = self._start(Child("worker", python_module("docdigest", "worker"), worker_env))
-        return self._supervise(web, worker, metrics_port)
+        worker_env = child_env(stack | {"DOCDIGEST_WORKER_METRICS_PORT": "0"})
+        argv = python_module("docdigest", "worker")
+        worker = self._start(Child("worker", argv, worker_env, watch=self._worker_said))
+        return self._supervise(web, worker)
 
     def _start(self, child: Child) -> Child:
         self.children.append(child)
@@ -126,7 +134,7 @@ class Launcher:
             "DOCDIGEST_DEV_MAIL_DIR": str(mail_dir),
         }
 
-    def _supervise(self, web: Child, worker: Child, metrics_port: int) -> int:
+    def _supervise(self, web: Child, worker: Child) -> int:
         base = f"http://{self.settings.host}:{self.settings.port}"
         ready = False
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -140,7 +148,7 @@ class Launcher:
             if not ready:
                 ready = self._answers_ready(base)
                 if ready:
-                    self._announce(base, metrics_port)
+                    self._announce(base)
                 elif time.monotonic() > deadline:
                     say("run", f"{base}/readyz did not answer 200 in {READY_TIMEOUT_S} s")
                     return 1
@@ -169,14 +177,31 @@ class Launcher:
         except httpx.HTTPError:
             return False
 
-    def _announce(self, base: str, metrics_port: int) -> None:
+    def _announce(self, base: str) -> None:
         say("run", f"web app:        {base}/")
         say("run", f"API docs:       {base}/docs")
         if "smtp" in {c.tag for c in self.children}:
             say("run", f"captured mail:  {base}/mail (and {base}/api/dev/mail)")
-        say("run", f"worker metrics: http://127.0.0.1:{metrics_port}/metrics")
+        with self._announcing:
+            self.announced = True
+            if self.metrics_port is not None:
+                self._say_metrics()
         say("run", f"settings:       {self.data_dir / 'run.env'}")
         say("run", "docdigest ready")
+
+    def _worker_said(self, line: str) -> None:
+        """Learn the port the worker bound for its metrics (again after a restart),
+        and say it once the stack has been announced."""
+        found = _METRICS_PORT_LINE.search(line)
+        if found is None:
+            return
+        with self._announcing:
+            self.metrics_port = int(found[1])
+            if self.announced:
+                self._say_metrics()
+
+    def _say_metrics(self) -> None:
+        say("run", f"worker metrics: http://127.0.0.1:{self.metrics_port}/metrics")
 
     def _stop_all(self) -> None:
         # Reverse order: the worker finishes its jobs while Redis is still there.
