@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import threading
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +16,6 @@ from docdigest.core.queue import connect_queue
 from docdigest.documents import jobs, pipeline
 from docdigest.documents.jobs import process_document
 from docdigest.documents.models import DocumentStep
-from docdigest.documents.storage import Storage
 from docdigest.jobs import enqueue
 from docdigest.jobs.models import JobRun, JobStatus
 from docdigest.settings import Settings
@@ -228,40 +226,6 @@ async def test_while_a_slow_summary_runs_the_owner_sees_summarizing(
     assert seen == [("summarizing", [("extract", True), ("summarize", False)])]
     body = await fetch_document(client, alice, document_id)
     assert (body["status"], body["summary_source"]) == ("ready", "extractive")
-
-
-async def test_the_summary_is_made_while_the_text_is_written(
-    client: httpx.AsyncClient,
-    alice: Account,
-    upload: Upload,
-    run_worker: RunWorker,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The extractive summary is CPU work in a thread and the text's write is I/O in
-    another: the job starts the summary before it writes the text, not after."""
-    summary_begun = threading.Event()
-    waited: list[bool] = []
-    real_summarize, real_put_bytes = pipeline.summarize, Storage._put_bytes
-
-    async def summarize(*args: Any, **kwargs: Any) -> Any:
-        summary_begun.set()
-        return await real_summarize(*args, **kwargs)
-
-    def put_bytes(storage: Storage, key: str, data: bytes) -> None:
-        if key.startswith("texts/"):
-            waited.append(summary_begun.wait(timeout=2.0))
-        real_put_bytes(storage, key, data)
-
-    monkeypatch.setattr(pipeline, "summarize", summarize)
-    monkeypatch.setattr(Storage, "_put_bytes", put_bytes)
-    document_id = (await upload(alice, "notes.txt", files.text_bytes())).json()["id"]
-
-    await run_worker()
-
-    assert waited == [True]  # the summary had begun while the text was being written
-    body = await fetch_document(client, alice, document_id)
-    assert (body["status"], body["summary_source"]) == ("ready", "extractive")
-    assert timeline(body) == [("extract", None), ("summarize", None), ("email", None)]
 
 
 async def test_a_quick_document_is_written_once_with_its_text_and_summary(

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable
 from typing import Any
 
 from sqlalchemy import select
@@ -86,41 +85,26 @@ async def extract_text(jc: JobContext, document_id: int) -> None:
         pipeline.extract(storage, jc.settings, document.storage_key, document.content_type)
     )
     kept = await _kept_unless_done(jc, extraction, keep_by)
-    summarizing: asyncio.Future[pipeline.Summary] | None = None
     try:
         extracted = await extraction
-        if jc.settings.summarizer == "extractive":
-            # The summary (CPU, in a thread) is made while the text is written (I/O);
-            # on the timeline its step still begins once the text is stored.
-            summarizing = asyncio.ensure_future(_summary_of(jc, extracted.text))
         await pipeline.store_text(jc.session, storage, document, extracted)
     except ExtractionFailed as exc:
         pipeline.fail_document(document, step, str(exc))
         return
     except Exception as exc:
-        _drop(summarizing)
         await _record_error(jc, document, step, exc, kept=kept)
-        raise
-    except BaseException:
-        _drop(summarizing)
         raise
     pipeline.finish_step(step)
     document.status = DocumentStatus.SUMMARIZING
-    await _summarize_next(jc, document, extracted.text, keep_by=keep_by, started=summarizing)
+    await _summarize_next(jc, document, extracted.text, keep_by=keep_by)
 
 
 async def _summarize_next(
-    jc: JobContext,
-    document: Document,
-    text: str | None,
-    *,
-    keep_by: float = 0.0,
-    started: asyncio.Future[pipeline.Summary] | None = None,
+    jc: JobContext, document: Document, text: str | None, *, keep_by: float = 0.0
 ) -> None:
-    """The extractive summary here and now (`started`: already under way); an LLM
-    summary as a job of its own."""
+    """The extractive summary here and now; an LLM summary as a job of its own."""
     if jc.settings.summarizer == "extractive":
-        await _summarize(jc, document, text, keep_by=keep_by, started=started)
+        await _summarize(jc, document, text, keep_by=keep_by)
         return
     await enqueue(
         jc.session,
@@ -142,30 +126,13 @@ async def summarize_document(jc: JobContext, document_id: int) -> None:
     await _summarize(jc, document, None)
 
 
-def _summary_of(jc: JobContext, text: str) -> Awaitable[pipeline.Summary]:
-    return pipeline.summarize(text, jc.settings, last_try=jc.is_last_try)
-
-
-def _drop(work: asyncio.Future[Any] | None) -> None:
-    """Cancel work no longer wanted, and retrieve its outcome."""
-    if work is not None:
-        work.cancel()
-        work.add_done_callback(_discard)
-
-
 async def _summarize(
-    jc: JobContext,
-    document: Document,
-    text: str | None,
-    *,
-    keep_by: float = 0.0,
-    started: asyncio.Future[pipeline.Summary] | None = None,
+    jc: JobContext, document: Document, text: str | None, *, keep_by: float = 0.0
 ) -> None:
     """Summarize `text` (None: the stored text), mark the document ready, queue its mail.
 
     "summarizing" is committed before the summary, or, given `keep_by` (a monotonic
-    time), only if the summary is not done by then. `started` is the summary of
-    `text` already under way.
+    time), only if the summary is not done by then.
     """
     step = pipeline.begin_step(
         jc.session, document, pipeline.SUMMARIZE, attempt=jc.attempt, job_id=jc.job_id
@@ -179,7 +146,9 @@ async def _summarize(
     except Exception as exc:
         await _record_error(jc, document, step, exc)
         raise
-    summarizing = started or asyncio.ensure_future(_summary_of(jc, text))
+    summarizing = asyncio.ensure_future(
+        pipeline.summarize(text, jc.settings, last_try=jc.is_last_try)
+    )
     kept = stored or await _kept_unless_done(jc, summarizing, keep_by)
     try:
         summary = await summarizing
@@ -255,7 +224,8 @@ async def _kept_unless_done(jc: JobContext, work: asyncio.Future[Any], keep_by: 
             return False
         await commit(jc.session)
     except BaseException:
-        _drop(work)
+        work.cancel()
+        work.add_done_callback(_discard)
         raise
     return True
 
