@@ -36,7 +36,8 @@ MAX_STOCK = 128
 
 
 class BlankFiles:
-    """Unnamed empty files in `directory`, open for writing, made `STOCK` at a time."""
+    """Unnamed empty files in `directory`, open for writing: `stock` of them at first,
+    more (up to `most`) once uploads find none."""
 
     def __init__(self, directory: Path, stock: int = STOCK, most: int = MAX_STOCK) -> None:
         self.directory = directory
