@@ -1,5 +1,6 @@
 """`insert_with_children`: rows and the rows that belong to them, in the caller's
-transaction with one statement a table, without a session."""
+transaction with one statement a table, without a session; and the detached
+instances it gives back."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.exc import DetachedInstanceError
 
 from docdigest.core.db import insert_with_children, utcnow
 from docdigest.documents.models import Document, DocumentStep
@@ -149,3 +151,33 @@ async def test_a_child_that_cannot_be_written_takes_its_parents_with_it(db: Db) 
     assert await counts(db) == (0, 0)
     async with db() as session:
         assert await session.scalar(select(func.count()).select_from(DocumentStep)) == 0
+
+
+async def test_what_comes_back_is_detached_as_if_loaded_and_a_session_can_take_it_up(
+    db: Db,
+) -> None:
+    owner = await a_user(db)
+    async with db.kw["bind"].begin() as conn:
+        [added], [run] = await insert_with_children(
+            conn, Document, [document(owner, "9" * 64)], JobRun, lambda row: [job(row)]
+        )
+
+    state = inspect(added)
+    assert state.detached and state.identity == (added.id,)
+    assert (added.user_id, added.sha256, added.status) == (owner, "9" * 64, "queued")
+    assert run.args == {"document_id": added.id} and inspect(run).identity == (run.id,)
+    with pytest.raises(DetachedInstanceError):
+        _ = added.steps  # a relationship never loaded, as on any closed session's instance
+
+    statements = record_statements(db.kw["bind"].sync_engine, "UPDATE")
+    async with db() as session:
+        session.add(added)
+        assert inspect(added).persistent
+        await session.commit()  # nothing changed: nothing written
+        assert statements == []
+        added.status = "ready"
+        await session.commit()
+    assert len(statements) == 1
+    async with db() as session:
+        stored = await session.get(Document, added.id)
+        assert stored is not None and stored.status == "ready"
