@@ -16,6 +16,7 @@ from docdigest.core.db import create_engine, create_sessionmaker
 from docdigest.core.errors import AppError
 from docdigest.core.health import router as health_router
 from docdigest.core.heap import freeze_startup_heap
+from docdigest.core.ids import new_id
 from docdigest.core.logging import configure_logging, is_valid_request_id
 from docdigest.core.metrics import instrument
 from docdigest.core.queue import connect_queue
@@ -66,7 +67,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.add_middleware(CsrfCookieMiddleware)
     app.add_middleware(
-        CorrelationIdMiddleware, header_name="X-Request-ID", validator=is_valid_request_id
+        CorrelationIdMiddleware,
+        header_name="X-Request-ID",
+        generator=new_id,
+        validator=is_valid_request_id,
     )
 
     @app.exception_handler(AppError)

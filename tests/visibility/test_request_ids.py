@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
 
 import httpx
@@ -66,10 +67,11 @@ async def test_request_id_reaches_the_log_lines_of_the_job_and_of_the_next_job(
     }
 
 
-async def test_a_request_without_an_id_gets_one(client: httpx.AsyncClient) -> None:
-    response = await client.get("/healthz")
+async def test_a_request_without_an_id_gets_a_fresh_one(client: httpx.AsyncClient) -> None:
+    ids = [(await client.get("/healthz")).headers["X-Request-ID"] for _ in range(2)]
 
-    assert len(response.headers["X-Request-ID"]) >= 32
+    assert all(re.fullmatch("[0-9a-f]{32}", given) for given in ids)
+    assert ids[0] != ids[1]
 
 
 @pytest.mark.parametrize("sent", ["x" * 65, "two words", "<script>"])

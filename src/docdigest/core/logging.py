@@ -26,7 +26,7 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 def is_valid_request_id(value: str) -> bool:
     """Accept the ids proxies send (UUIDs, nginx's 32 hex digits, ...) that fit the ledger
-    column and are safe in log lines; anything else is replaced by a fresh UUID."""
+    column and are safe in log lines; anything else is replaced by a fresh id."""
     return _REQUEST_ID.fullmatch(value) is not None
 
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from docdigest.core.disk import making_parent, on_local_disk, start_writeback
+from docdigest.core.ids import new_id
 from docdigest.settings import Settings
 
 CHUNK_SIZE = 256 * 1024
@@ -26,7 +26,7 @@ _KEY = re.compile(r"^[a-z]+/[0-9a-f]{2}/[0-9a-f]{32}(\.[a-z]+)?$")
 
 def new_key(kind: str, suffix: str = "") -> str:
     """A fresh key such as `originals/3f/3f2a…`; the prefix spreads files over directories."""
-    name = uuid.uuid4().hex
+    name = new_id()
     return f"{kind}/{name[:2]}/{name}{suffix}"
 
 

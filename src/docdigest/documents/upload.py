@@ -14,7 +14,6 @@ import hashlib
 import os
 import re
 import unicodedata
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from python_multipart.multipart import MultipartParser, MultipartState, parse_op
 from docdigest.core.blanks import BlankFiles
 from docdigest.core.disk import making_parent, on_local_disk, start_writeback
 from docdigest.core.errors import AppError, BadRequest, PayloadTooLarge, Unprocessable
+from docdigest.core.ids import new_id
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
@@ -332,7 +332,7 @@ class _Receiver:
             raw_name = unquote(extended.group(2), encoding=extended.group(1) or "utf-8")
         else:
             raw_name = options.get(b"filename", b"").decode("utf-8", errors="replace")
-        path = self.tmp_dir / f"upload-{uuid.uuid4().hex}.part"
+        path = self.tmp_dir / f"upload-{new_id()}.part"
         self._file = ReceivedFile(field=name, filename=display_name(raw_name), path=path)
         self.form.files.append(self._file)
         blank = self.blanks.take() if self.blanks is not None else None

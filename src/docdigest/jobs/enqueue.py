@@ -4,7 +4,6 @@ the push to Arq happens only once that transaction commits."""
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from docdigest.core.db import add_all_unless_exist, after_commit, utcnow
+from docdigest.core.ids import new_id
 from docdigest.jobs.context import current_job_id, request_id
 from docdigest.jobs.models import JobRun, JobStatus
 from docdigest.jobs.wakeup import WAKE_TOKENS_MAX, due_ms, now_ms, wake_key
@@ -100,7 +100,7 @@ def ledger_rows(
 def _ledger_row(call: Call, settings: Settings, now: datetime) -> dict[str, Any]:
     scheduled_at = call.defer_until or (now + call.defer_by if call.defer_by else None)
     return {
-        "id": uuid.uuid4().hex,
+        "id": new_id(),
         "function": call.spec.name,
         "args": call.kwargs,
         "status": JobStatus.DEFERRED if scheduled_at else JobStatus.QUEUED,
