@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from arq.connections import ArqRedis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -113,4 +114,29 @@ async def test_several_jobs_go_in_with_one_insert_and_reach_the_queue_together(
 
     await run_worker(functions=[record_number.arq_function(settings)], cron_jobs=[])
     assert sorted(seen) == [1, 2, 3]
+    await queue.aclose()
+
+
+async def script_exists_calls(queue: ArqRedis) -> int:
+    stats = await queue.info("commandstats")
+    return int(stats.get("cmdstat_script|exists", {}).get("calls", 0))
+
+
+async def test_a_batch_is_pushed_without_asking_for_the_script_even_once_redis_forgot_it(
+    settings: Settings, db: async_sessionmaker[AsyncSession]
+) -> None:
+    """A transaction's jobs go to Redis in one pipeline of the push script's hash.
+    Redis that lost its scripts (a restart) gets the script once and every job still
+    arrives; Redis that has it is never asked whether it does."""
+    queue = await connect_queue(settings)
+    await queue.script_flush()
+    for batch in (1, 2):
+        asked = await script_exists_calls(queue)
+        async with db(info={"queue": queue}) as session:
+            await enqueue_all(
+                session, [Call(record_number, {"n": batch * 10 + n}) for n in range(3)]
+            )
+            await commit(session)
+        assert await queue.zcard(settings.queue_name) == 3 * batch
+        assert await script_exists_calls(queue) == asked
     await queue.aclose()

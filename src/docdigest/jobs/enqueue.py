@@ -3,6 +3,7 @@ the push to Arq happens only once that transaction commits."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from arq.connections import ArqRedis
 from arq.constants import job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
+from redis.exceptions import NoScriptError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -182,25 +184,49 @@ if ARGV[5] == '1' then
 end
 return 1
 """
+_PUSH_SHA = hashlib.sha1(_PUSH_SCRIPT.encode()).hexdigest()
 
 
 async def push_all(queue: ArqRedis, runs: Sequence[JobRun]) -> int:
     """`push` for several runs in one pipeline; returns how many were pushed."""
     if len(runs) <= 1:
         return sum([await push(queue, run) for run in runs])
-    script = queue.register_script(_PUSH_SCRIPT)
     try:
-        async with queue.pipeline(transaction=False) as pipe:
-            for run in runs:
-                keys, args = _push_arguments(queue, run)
-                await script(keys=keys, args=args, client=pipe)
-            pushed = await pipe.execute()
+        pushed = await _push_pipelined(queue, [_push_arguments(queue, run) for run in runs])
     except Exception:
         log.warning(
             "push failed, the reconciler will retry", extra={"job_ids": [run.id for run in runs]}
         )
         return 0
     return sum(map(bool, pushed))
+
+
+async def _push_pipelined(queue: ArqRedis, pushes: list[tuple[list[str], list[Any]]]) -> list[Any]:
+    """The push script for each of `pushes` (its keys and arguments), in one pipeline.
+
+    redis-py's pipelined `Script` asks Redis whether it holds the script first, a round
+    trip of its own on every batch. Here the script's hash is sent at once, and the
+    script itself only when Redis answers that it lacks it (after a restart, say): the
+    pushes it refused are then sent again. Nothing of a refused push ran.
+    """
+    results = await _evalsha_all(queue, pushes)
+    refused = [at for at, result in enumerate(results) if isinstance(result, NoScriptError)]
+    if refused:
+        await queue.script_load(_PUSH_SCRIPT)
+        again = await _evalsha_all(queue, [pushes[at] for at in refused])
+        for at, result in zip(refused, again, strict=True):
+            results[at] = result
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    return results
+
+
+async def _evalsha_all(queue: ArqRedis, pushes: list[tuple[list[str], list[Any]]]) -> list[Any]:
+    async with queue.pipeline(transaction=False) as pipe:
+        for keys, args in pushes:
+            pipe.evalsha(_PUSH_SHA, len(keys), *keys, *args)
+        return list(await pipe.execute(raise_on_error=False))
 
 
 async def _push(queue: ArqRedis, run: JobRun) -> bool:
