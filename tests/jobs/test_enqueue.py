@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from arq.connections import ArqRedis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -117,26 +118,28 @@ async def test_several_jobs_go_in_with_one_insert_and_reach_the_queue_together(
     await queue.aclose()
 
 
-async def script_exists_calls(queue: ArqRedis) -> int:
+async def script_calls(queue: ArqRedis, command: str) -> int:
     stats = await queue.info("commandstats")
-    return int(stats.get("cmdstat_script|exists", {}).get("calls", 0))
+    return int(stats.get(f"cmdstat_script|{command}", {}).get("calls", 0))
 
 
-async def test_a_batch_is_pushed_without_asking_for_the_script_even_once_redis_forgot_it(
-    settings: Settings, db: async_sessionmaker[AsyncSession]
+@pytest.mark.parametrize("jobs", [1, 3])
+async def test_jobs_are_pushed_without_asking_for_the_script_even_once_redis_forgot_it(
+    settings: Settings, db: async_sessionmaker[AsyncSession], jobs: int
 ) -> None:
-    """A transaction's jobs go to Redis in one pipeline of the push script's hash.
-    Redis that lost its scripts (a restart) gets the script once and every job still
-    arrives; Redis that has it is never asked whether it does."""
+    """A transaction's jobs, one or several, go to Redis as the push script's hash in
+    one round trip. Redis that lost its scripts (a restart) gets the script once and
+    every job still arrives; Redis that has it is never asked whether it does."""
     queue = await connect_queue(settings)
     await queue.script_flush()
     for batch in (1, 2):
-        asked = await script_exists_calls(queue)
+        asked, loaded = await script_calls(queue, "exists"), await script_calls(queue, "load")
         async with db(info={"queue": queue}) as session:
             await enqueue_all(
-                session, [Call(record_number, {"n": batch * 10 + n}) for n in range(3)]
+                session, [Call(record_number, {"n": batch * 10 + n}) for n in range(jobs)]
             )
             await commit(session)
-        assert await queue.zcard(settings.queue_name) == 3 * batch
-        assert await script_exists_calls(queue) == asked
+        assert await queue.zcard(settings.queue_name) == jobs * batch
+        assert await script_calls(queue, "exists") == asked
+        assert await script_calls(queue, "load") == loaded + (1 if batch == 1 else 0)
     await queue.aclose()

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from arq.connections import ArqRedis
 from arq.constants import job_key_prefix, result_key_prefix
@@ -165,11 +165,7 @@ async def push(queue: ArqRedis, run: JobRun) -> bool:
     What Arq's `enqueue_job` does, plus a wake-up token for idle workers, in one script.
     A failed push loses nothing: the row stays pending and the reconciler pushes it later.
     """
-    try:
-        return await _push(queue, run)
-    except Exception:
-        log.warning("push failed, the reconciler will retry", extra={"job_id": run.id})
-        return False
+    return await push_all(queue, [run]) == 1
 
 
 # One round trip instead of three (WATCH, EXISTS, then MULTI/EXEC): Redis runs the
@@ -188,11 +184,11 @@ _PUSH_SHA = hashlib.sha1(_PUSH_SCRIPT.encode()).hexdigest()
 
 
 async def push_all(queue: ArqRedis, runs: Sequence[JobRun]) -> int:
-    """`push` for several runs in one pipeline; returns how many were pushed."""
-    if len(runs) <= 1:
-        return sum([await push(queue, run) for run in runs])
+    """`push` for several runs in one round trip; returns how many were pushed."""
+    if not runs:
+        return 0
     try:
-        pushed = await _push_pipelined(queue, [_push_arguments(queue, run) for run in runs])
+        pushed = await _run_pushes(queue, [_push_arguments(queue, run) for run in runs])
     except Exception:
         log.warning(
             "push failed, the reconciler will retry", extra={"job_ids": [run.id for run in runs]}
@@ -201,13 +197,14 @@ async def push_all(queue: ArqRedis, runs: Sequence[JobRun]) -> int:
     return sum(map(bool, pushed))
 
 
-async def _push_pipelined(queue: ArqRedis, pushes: list[tuple[list[str], list[Any]]]) -> list[Any]:
-    """The push script for each of `pushes` (its keys and arguments), in one pipeline.
+async def _run_pushes(queue: ArqRedis, pushes: list[tuple[list[str], list[Any]]]) -> list[Any]:
+    """The push script for each of `pushes` (its keys and arguments), in one round trip.
 
-    redis-py's pipelined `Script` asks Redis whether it holds the script first, a round
-    trip of its own on every batch. Here the script's hash is sent at once, and the
-    script itself only when Redis answers that it lacks it (after a restart, say): the
-    pushes it refused are then sent again. Nothing of a refused push ran.
+    redis-py's `Script` is built anew for each call, and pipelined it asks Redis whether
+    it holds the script first, a round trip of its own on every batch. Here the script's
+    hash is sent at once, and the script itself only when Redis answers that it lacks it
+    (after a restart, say): the pushes it refused are then sent again. Nothing of a
+    refused push ran.
     """
     results = await _evalsha_all(queue, pushes)
     refused = [at for at, result in enumerate(results) if isinstance(result, NoScriptError)]
@@ -223,16 +220,19 @@ async def _push_pipelined(queue: ArqRedis, pushes: list[tuple[list[str], list[An
 
 
 async def _evalsha_all(queue: ArqRedis, pushes: list[tuple[list[str], list[Any]]]) -> list[Any]:
+    """Each push's script by its hash; an error is its push's result, not raised."""
+    if len(pushes) == 1:
+        # One push needs no pipeline, whose own bookkeeping costs more than the push.
+        [(keys, args)] = pushes
+        try:
+            answer = queue.evalsha(_PUSH_SHA, len(keys), *keys, *args)
+            return [await cast("Awaitable[Any]", answer)]
+        except Exception as exc:
+            return [exc]
     async with queue.pipeline(transaction=False) as pipe:
         for keys, args in pushes:
             pipe.evalsha(_PUSH_SHA, len(keys), *keys, *args)
         return list(await pipe.execute(raise_on_error=False))
-
-
-async def _push(queue: ArqRedis, run: JobRun) -> bool:
-    keys, args = _push_arguments(queue, run)
-    pushed = await queue.register_script(_PUSH_SCRIPT)(keys=keys, args=args)
-    return bool(pushed)
 
 
 def _push_arguments(queue: ArqRedis, run: JobRun) -> tuple[list[str], list[Any]]:
