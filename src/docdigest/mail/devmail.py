@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
@@ -19,6 +18,7 @@ from itertools import islice
 from pathlib import Path
 
 from docdigest.core.errors import NotFound
+from docdigest.core.ids import new_id
 from docdigest.users.models import User
 
 _ID = re.compile(r"^\d{20}-[0-9a-f]{32}$")
@@ -47,7 +47,7 @@ class DevMailbox:
         """Store one message as received over SMTP; returns its id."""
         self.path.mkdir(parents=True, exist_ok=True)
         # The nanosecond prefix sorts ids by arrival; the uuid keeps them unique.
-        mail_id = f"{time.time_ns():020d}-{uuid.uuid4().hex}"
+        mail_id = f"{time.time_ns():020d}-{new_id()}"
         tmp = self.path / f".{mail_id}.tmp"
         tmp.write_bytes(raw)
         tmp.replace(self.path / f"{mail_id}.eml")  # readers never see half a message
