@@ -84,8 +84,11 @@ class Settings(BaseSettings):
     job_max_tries: int = 5
     job_retry_base_s: float = 2.0
     job_retry_cap_s: float = 300.0
-    #: Worker-side batching of end-of-attempt ledger writes (0 writes each at once).
-    job_ledger_flush_s: float = 0.05
+    #: Worker-side batching of the ledger's start and end notes: the most a job's row
+    #: lags behind its attempt (0 writes each at once). Half a second is well inside
+    #: the dashboard's refresh, and a busy worker writes one batch, not a transaction
+    #: per job or two.
+    job_ledger_flush_s: float = 0.5
     worker_max_jobs: int = 10
     worker_poll_delay_s: float = 0.5
     worker_metrics_port: int | None = None

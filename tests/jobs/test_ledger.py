@@ -11,10 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from docdigest.core.db import commit, create_engine, utcnow
-from docdigest.jobs.ledger import Ended, Ledger, Started
+from docdigest.jobs.ledger import MAX_BATCH_NOTES, Ended, Ledger, Started
 from docdigest.jobs.models import AttemptOutcome, JobAttempt, JobRun, JobStatus
 from docdigest.settings import Settings
-from tests.jobs.conftest import load
+from tests.jobs.conftest import eventually, load, status_is
 
 
 def ended(
@@ -97,6 +97,40 @@ async def test_one_batch_with_whole_attempts_running_jobs_and_late_ends(
         ("retried", 1, AttemptOutcome.RETRIED),
         ("retried", 2, AttemptOutcome.SUCCEEDED),
     ]
+
+
+async def test_a_full_batch_is_written_without_waiting_for_the_interval(
+    settings: Settings, db: async_sessionmaker[AsyncSession]
+) -> None:
+    """Notes wait for the interval while they are few; once a batch is full it goes at
+    once, so a busy worker's batches stay bounded whatever the interval."""
+    jobs = MAX_BATCH_NOTES // 2  # a start and an end each
+    now = utcnow()
+    ids = [f"job-{n}" for n in range(jobs)]
+    async with db() as session:
+        session.add_all(
+            JobRun(
+                id=i, function="f", args={}, status=JobStatus.QUEUED, max_tries=1, enqueued_at=now
+            )
+            for i in ids
+        )
+        await commit(session)
+    engine = create_engine(settings.database_url)
+    ledger = Ledger(engine, flush_s=60)
+    try:
+        for job_id in ids[:-1]:
+            ledger.record_start(job_id, _started(now))
+            ledger.end(ended(job_id, now, AttemptOutcome.SUCCEEDED, JobStatus.SUCCEEDED))
+        await asyncio.sleep(0.3)
+        assert (await load(db, ids[0])).status == JobStatus.QUEUED  # still gathering
+        ledger.record_start(ids[-1], _started(now))
+        ledger.end(ended(ids[-1], now, AttemptOutcome.SUCCEEDED, JobStatus.SUCCEEDED))
+        # Written long before the minute is up, and before close() could flush it.
+        for job_id in (ids[0], ids[-1]):
+            await eventually(lambda job_id=job_id: status_is(db, job_id, JobStatus.SUCCEEDED))
+    finally:
+        await ledger.close()
+        await engine.dispose()
 
 
 def _started(at: datetime) -> Started:

@@ -1,8 +1,9 @@
 """Worker-side ledger writes, batched: one transaction carries many attempts' starts and ends.
 
 One writer task per worker process drains two lists: notes (an attempt began,
-an attempt ended; nobody waits for them, they are written with the next batch
-or after `flush_s` at the latest), and the rare starts that must ask the ledger
+an attempt ended; nobody waits for them, they are written with the next batch,
+after `flush_s` at the latest or as soon as `MAX_BATCH_NOTES` wait), and the rare
+starts that must ask the ledger
 first (a job pushed without the ledger's note, such as a cron job). One
 transaction at a time per process means no lock contention inside a worker
 (SQLite) and one commit per batch (both engines). A clean shutdown flushes;
@@ -31,6 +32,10 @@ log = logging.getLogger("docdigest.jobs")
 MAX_PENDING_NOTES = 20_000
 #: Tries of one batch before its notes are given up to the reconciler.
 KEEP_TRYING = 30
+#: Notes that are written at once rather than at the end of `flush_s`: a batch's
+#: statements are built on the event loop, so a busy worker's batches stay this
+#: small (a job is two notes).
+MAX_BATCH_NOTES = 500
 
 
 @dataclass(frozen=True)
@@ -167,7 +172,7 @@ class Ledger:
 
     def _note(self, note: Begun | Ended) -> None:
         self._notes.append(note)
-        if self.flush_s <= 0:
+        if self.flush_s <= 0 or len(self._notes) >= MAX_BATCH_NOTES:
             self._wake_writer()
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.flush_s, self._wake_writer)
@@ -250,8 +255,8 @@ class Ledger:
             self._failures = 0
             for request, started in zip(starts, answers, strict=True):
                 request.answer.set_result(started)
-            if not self._starts and self._notes and self.flush_s > 0:
-                # Only notes left: give them a moment to gather into a bigger batch.
+            if not self._starts and 0 < len(self._notes) < MAX_BATCH_NOTES and self.flush_s > 0:
+                # Only a few notes left: give them a moment to gather into a bigger batch.
                 if self._timer is None:
                     self._timer = asyncio.get_running_loop().call_later(
                         self.flush_s, self._wake_writer
