@@ -481,6 +481,12 @@ async def main() -> None:
         # Two plain loops at once over one: the same ratio for the bare work, on this
         # machine in this run.
         loop_pair_scaling=round(pair["per_min"] / loop["per_min"], 3) if pair else None,
+        # Two workers against two plain loops at once: what the job tier, the web process
+        # and the databases leave of two lanes. Both targets together ask for at least
+        # LOOP_RATIO * SCALING / loop_pair_scaling of it (bench/README.md).
+        two_workers_vs_loop_pair=round(two["per_min"] / pair["per_min"], 3)
+        if two and pair
+        else None,
         # What the job tier itself costs a document in the workers' CPU, beside the
         # same reading for the loop, whose main thread only hands work to others.
         main_thread_cpu_ms_per_document={
