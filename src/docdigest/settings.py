@@ -84,10 +84,10 @@ class Settings(BaseSettings):
     job_max_tries: int = 5
     job_retry_base_s: float = 2.0
     job_retry_cap_s: float = 300.0
-    #: Worker-side batching of the ledger's start and end notes: the most a job's row
-    #: lags behind its attempt (0 writes each at once). Half a second is well inside
-    #: the dashboard's refresh, and a busy worker writes one batch, not a transaction
-    #: per job or two.
+    #: How long a busy worker gathers its jobs' start and end notes before writing them
+    #: to the ledger in one transaction, rather than one for every job or two; an idle
+    #: worker writes them within 0.05 s (0 writes each at once). Half a second is well
+    #: inside the job dashboard's refresh.
     job_ledger_flush_s: float = 0.5
     worker_max_jobs: int = 10
     worker_poll_delay_s: float = 0.5

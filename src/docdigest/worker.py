@@ -69,7 +69,13 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         ctx["engine"] = engine
         ctx["settings"] = settings
         ctx["sessionmaker"] = create_sessionmaker(engine, queue=ctx["redis"], settings=settings)
-        ctx["ledger"] = Ledger(engine, flush_s=settings.job_ledger_flush_s)
+        # Its notes go soon while the worker is idle, in batches while it runs jobs.
+        worker: Worker | None = ctx.get("worker")  # set by WakeUpWorker, not by plain Arq
+        ctx["ledger"] = Ledger(
+            engine,
+            flush_s=settings.job_ledger_flush_s,
+            busy=None if worker is None else lambda: worker.job_counter > 0,
+        )
         ctx["resources"] = {
             Mailer: Mailer.from_settings(settings),
             Storage: Storage.from_settings(settings),

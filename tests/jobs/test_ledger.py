@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from docdigest.core.db import commit, create_engine, utcnow
-from docdigest.jobs.ledger import MAX_BATCH_NOTES, Ended, Ledger, Started
+from docdigest.jobs.ledger import IDLE_FLUSH_S, MAX_BATCH_NOTES, Ended, Ledger, Started
 from docdigest.jobs.models import AttemptOutcome, JobAttempt, JobRun, JobStatus
 from docdigest.settings import Settings
 from tests.jobs.conftest import eventually, load, status_is
@@ -128,6 +128,42 @@ async def test_a_full_batch_is_written_without_waiting_for_the_interval(
         # Written long before the minute is up, and before close() could flush it.
         for job_id in (ids[0], ids[-1]):
             await eventually(lambda job_id=job_id: status_is(db, job_id, JobStatus.SUCCEEDED))
+    finally:
+        await ledger.close()
+        await engine.dispose()
+
+
+async def test_notes_gather_while_jobs_run_and_go_once_the_worker_is_idle(
+    settings: Settings, db: async_sessionmaker[AsyncSession]
+) -> None:
+    """A busy worker's notes wait, for `flush_s` at most, to share a transaction; an
+    idle worker's go within IDLE_FLUSH_S, when a batch would save nothing."""
+    now = utcnow()
+    async with db() as session:
+        session.add_all(
+            JobRun(
+                id=i, function="f", args={}, status=JobStatus.QUEUED, max_tries=1, enqueued_at=now
+            )
+            for i in ("while-busy", "once-idle")
+        )
+        await commit(session)
+    running = [True]
+    engine = create_engine(settings.database_url)
+    ledger = Ledger(engine, flush_s=3, busy=lambda: running[0])
+    try:
+        ledger.record_start("while-busy", _started(now))
+        ledger.end(ended("while-busy", now, AttemptOutcome.SUCCEEDED, JobStatus.SUCCEEDED))
+        await asyncio.sleep(IDLE_FLUSH_S * 6)
+        assert (await load(db, "while-busy")).status == JobStatus.QUEUED  # still gathering
+        # Busy all along: written once flush_s is up.
+        await eventually(lambda: status_is(db, "while-busy", JobStatus.SUCCEEDED))
+
+        ledger.record_start("once-idle", _started(now))
+        ledger.end(ended("once-idle", now, AttemptOutcome.SUCCEEDED, JobStatus.SUCCEEDED))
+        await asyncio.sleep(IDLE_FLUSH_S * 6)
+        assert (await load(db, "once-idle")).status == JobStatus.QUEUED
+        running[0] = False
+        await eventually(lambda: status_is(db, "once-idle", JobStatus.SUCCEEDED), within_s=2)
     finally:
         await ledger.close()
         await engine.dispose()

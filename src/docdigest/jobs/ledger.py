@@ -1,13 +1,18 @@
 """Worker-side ledger writes, batched: one transaction carries many attempts' starts and ends.
 
 One writer task per worker process drains two lists: notes (an attempt began,
-an attempt ended; nobody waits for them, they are written with the next batch,
-after `flush_s` at the latest or as soon as `MAX_BATCH_NOTES` wait), and the rare
-starts that must ask the ledger
+an attempt ended; nobody waits for them, they are written with the next batch),
+and the rare starts that must ask the ledger
 first (a job pushed without the ledger's note, such as a cron job). One
 transaction at a time per process means no lock contention inside a worker
 (SQLite) and one commit per batch (both engines). A clean shutdown flushes;
 after a crash the reconciler rebuilds lost ends from the results Arq keeps.
+
+Notes gather while the worker runs jobs, for `flush_s` at most: a busy worker
+writes one batch where it would otherwise write a transaction for every job or
+two, and every batch's statements take CPU from its jobs. An idle worker writes
+them within `IDLE_FLUSH_S`, when a batch costs no job anything; and as soon as
+`MAX_BATCH_NOTES` wait, whatever the worker is doing.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -36,6 +42,9 @@ KEEP_TRYING = 30
 #: statements are built on the event loop, so a busy worker's batches stay this
 #: small (a job is two notes).
 MAX_BATCH_NOTES = 500
+#: How soon notes are written while the worker runs no job (and how often a busy
+#: worker looks again).
+IDLE_FLUSH_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -141,9 +150,15 @@ class _Ran:
 
 
 class Ledger:
-    def __init__(self, engine: AsyncEngine, *, flush_s: float) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, flush_s: float, busy: Callable[[], bool] | None = None
+    ) -> None:
+        """`busy()` says whether the worker is running a job; without it, notes always
+        gather for `flush_s`."""
         self.engine = engine
         self.flush_s = flush_s
+        self._busy = busy
+        self._gathering_since = 0.0
         self._starts: list[StartRequest] = []
         # Begun and Ended notes, in the order they happened; nobody waits for them.
         self._notes: list[Begun | Ended] = []
@@ -175,7 +190,7 @@ class Ledger:
         if self.flush_s <= 0 or len(self._notes) >= MAX_BATCH_NOTES:
             self._wake_writer()
         elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self.flush_s, self._wake_writer)
+            self._gather()
 
     async def close(self) -> None:
         while self._writer is not None and not self._writer.done():
@@ -222,6 +237,22 @@ class Ledger:
         if sync_engine is not None:
             sync_engine.dispose()
 
+    def _gather(self) -> None:
+        """Write the waiting notes once the worker is idle, or `flush_s` from now."""
+        loop = asyncio.get_running_loop()
+        self._gathering_since = loop.time()
+        delay = self.flush_s if self._busy is None else min(IDLE_FLUSH_S, self.flush_s)
+        self._timer = loop.call_later(delay, self._look)
+
+    def _look(self) -> None:
+        loop = asyncio.get_running_loop()
+        left_s = self._gathering_since + self.flush_s - loop.time()
+        if self._busy is not None and self._busy() and left_s > 0:
+            self._timer = loop.call_later(min(IDLE_FLUSH_S, left_s), self._look)
+            return
+        self._timer = None
+        self._wake_writer()
+
     def _wake_writer(self) -> None:
         # A pending flush timer would wake the writer again for nothing, or after close().
         if self._timer is not None:
@@ -258,9 +289,7 @@ class Ledger:
             if not self._starts and 0 < len(self._notes) < MAX_BATCH_NOTES and self.flush_s > 0:
                 # Only a few notes left: give them a moment to gather into a bigger batch.
                 if self._timer is None:
-                    self._timer = asyncio.get_running_loop().call_later(
-                        self.flush_s, self._wake_writer
-                    )
+                    self._gather()
                 return
 
 
