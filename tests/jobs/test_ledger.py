@@ -107,14 +107,7 @@ async def test_a_full_batch_is_written_without_waiting_for_the_interval(
     jobs = MAX_BATCH_NOTES // 2  # a start and an end each
     now = utcnow()
     ids = [f"job-{n}" for n in range(jobs)]
-    async with db() as session:
-        session.add_all(
-            JobRun(
-                id=i, function="f", args={}, status=JobStatus.QUEUED, max_tries=1, enqueued_at=now
-            )
-            for i in ids
-        )
-        await commit(session)
+    await _queued(db, ids, now)
     engine = create_engine(settings.database_url)
     ledger = Ledger(engine, flush_s=60)
     try:
@@ -139,14 +132,7 @@ async def test_notes_gather_while_jobs_run_and_go_once_the_worker_is_idle(
     """A busy worker's notes wait, for `flush_s` at most, to share a transaction; an
     idle worker's go within IDLE_FLUSH_S, when a batch would save nothing."""
     now = utcnow()
-    async with db() as session:
-        session.add_all(
-            JobRun(
-                id=i, function="f", args={}, status=JobStatus.QUEUED, max_tries=1, enqueued_at=now
-            )
-            for i in ("while-busy", "once-idle")
-        )
-        await commit(session)
+    await _queued(db, ["while-busy", "once-idle"], now)
     running = [True]
     engine = create_engine(settings.database_url)
     ledger = Ledger(engine, flush_s=3, busy=lambda: running[0])
@@ -169,6 +155,18 @@ async def test_notes_gather_while_jobs_run_and_go_once_the_worker_is_idle(
         await engine.dispose()
 
 
+async def _queued(db: async_sessionmaker[AsyncSession], ids: list[str], now: datetime) -> None:
+    """Ledger rows for `ids`, queued and not yet started."""
+    async with db() as session:
+        session.add_all(
+            JobRun(
+                id=i, function="f", args={}, status=JobStatus.QUEUED, max_tries=1, enqueued_at=now
+            )
+            for i in ids
+        )
+        await commit(session)
+
+
 def _started(at: datetime) -> Started:
     return Started(request_id=None, parent_id=None, subject=None, series=1, started_at=at)
 
@@ -179,18 +177,7 @@ async def test_closing_leaves_no_write_behind(
     """Notes waiting for the flush timer are written by close(), and the timer goes
     with them: a write woken after close() would find its event loop gone."""
     now = utcnow()
-    async with db() as session:
-        session.add(
-            JobRun(
-                id="done",
-                function="f",
-                args={},
-                status=JobStatus.QUEUED,
-                max_tries=1,
-                enqueued_at=now,
-            )
-        )
-        await commit(session)
+    await _queued(db, ["done"], now)
     flush_s = 0.05
     engine = create_engine(settings.database_url)
     ledger = Ledger(engine, flush_s=flush_s)
