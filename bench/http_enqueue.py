@@ -8,6 +8,10 @@ separate process (bench/_loadgen.py). Measured in one run:
   fixed 200 req/s (open loop), and throughput with 16 connections back to back;
 - the baseline: a bare FastAPI endpoint, also one uvicorn process, that reads the
   body and enqueues an Arq job — the least any upload endpoint must do;
+- the parse floor: the bare endpoint that also parses the multipart body with
+  python-multipart, the file kept in memory — what taking an upload apart costs
+  before any of docdigest's own work (no target; it splits the gap to the
+  baseline into the framework's part and docdigest's);
 - sign-ups (`POST /api/signup`): throughput, and latency at half that rate. Argon2
   hashing dominates them by design, so they carry no target.
 
@@ -32,6 +36,7 @@ from typing import Any
 
 from arq.connections import RedisSettings, create_pool
 from fastapi import FastAPI, Request
+from python_multipart.multipart import MultipartParser, parse_options_header
 
 import docdigest.models  # noqa: F401  (registers every table for create_all)
 from bench._servers import ROOT, Served, bearer_token, uvicorn
@@ -44,8 +49,8 @@ THROUGHPUT_RATIO = 0.6
 LOAD_FRACTIONS = (0.25, 0.5, 0.75)
 
 
-def baseline_app() -> FastAPI:
-    """The least an upload endpoint can do: read the body, enqueue a job, answer."""
+def _enqueuing_app() -> FastAPI:
+    """A bare FastAPI app holding an Arq pool to the bench's Redis."""
     redis_url = os.environ["BENCH_REDIS_URL"]
 
     @asynccontextmanager
@@ -56,13 +61,42 @@ def baseline_app() -> FastAPI:
         yield
         await app.state.arq.aclose()
 
-    app = FastAPI(lifespan=lifespan)
+    return FastAPI(lifespan=lifespan)
+
+
+def baseline_app() -> FastAPI:
+    """The least an upload endpoint can do: read the body, enqueue a job, answer."""
+    app = _enqueuing_app()
 
     @app.post("/upload", status_code=201)
     async def upload(request: Request) -> dict[str, int]:
         body = await request.body()
         await request.app.state.arq.enqueue_job("handle_upload", size=len(body))
         return {"size": len(body)}
+
+    return app
+
+
+def parse_floor_app() -> FastAPI:
+    """The baseline, plus the multipart body parsed by python-multipart (the parser
+    the framework itself uses for forms) with the file's bytes kept in memory: what
+    taking an upload apart costs before any of docdigest's own work."""
+    app = _enqueuing_app()
+
+    @app.post("/upload", status_code=201)
+    async def upload(request: Request) -> dict[str, int]:
+        _, options = parse_options_header(request.headers["content-type"])
+        data: list[bytes] = []
+        parser = MultipartParser(
+            options[b"boundary"],
+            {"on_part_data": lambda chunk, start, end: data.append(chunk[start:end])},
+        )
+        async for chunk in request.stream():
+            parser.write(chunk)
+        parser.finalize()
+        size = sum(map(len, data))
+        await request.app.state.arq.enqueue_job("handle_upload", size=size)
+        return {"size": size}
 
     return app
 
@@ -181,9 +215,11 @@ def measure_docdigest(env: dict[str, str], sizes: dict[str, int], log: Path) -> 
     }
 
 
-def measure_baseline(redis_url: str, sizes: dict[str, int], log: Path) -> dict[str, Any]:
-    env = {"BENCH_REDIS_URL": redis_url}
-    with uvicorn("bench.http_enqueue:baseline_app", env, log) as server:
+def measure_baseline(
+    factory: str, env: dict[str, str], sizes: dict[str, int], log: Path
+) -> dict[str, Any]:
+    """The closed loop's throughput and CPU per request of a bare app (`factory`)."""
+    with uvicorn(factory, env, log) as server:
         raw = {"kind": "raw", "path": "/upload"}
         load(
             server.port,
@@ -229,7 +265,13 @@ async def main() -> None:
     started = time.perf_counter()
     results: dict[str, Any] = {}
     with private_redis() as redis_url, tempfile.TemporaryDirectory() as tmp:
-        baseline = measure_baseline(redis_url, sizes, Path(tmp) / "baseline.log")
+        bare_env = {"BENCH_REDIS_URL": redis_url}
+        baseline = measure_baseline(
+            "bench.http_enqueue:baseline_app", bare_env, sizes, Path(tmp) / "baseline.log"
+        )
+        floor = measure_baseline(
+            "bench.http_enqueue:parse_floor_app", bare_env, sizes, Path(tmp) / "floor.log"
+        )
         for kind in kinds:
             async with database(kind, Path(tmp)) as url:
                 env = {
@@ -300,7 +342,12 @@ async def main() -> None:
         cpu_ratio_bare_over_upload=round(cpu_per_bare / cpu_per_upload, 3)
         if cpu_per_bare and cpu_per_upload
         else None,
+        parse_floor_rps=floor["throughput_rps"],
+        parse_floor_ratio=round(floor["throughput_rps"] / bare, 3) if bare else None,
+        server_loop_cpu_ms_per_parse_floor_request=floor.get("server_loop_cpu_ms_per_request"),
+        server_loop_cpu_ms_per_bare_request=baseline.get("server_loop_cpu_ms_per_request"),
         baseline_detail=baseline,
+        parse_floor_detail=floor,
         detail=results,
         elapsed_s=round(time.perf_counter() - started, 1),
     )
