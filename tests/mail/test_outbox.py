@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,14 +12,15 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from docdigest.core.db import commit
+from docdigest.core.db import commit, utcnow
 from docdigest.core.queue import connect_queue
 from docdigest.devserver.redis import free_port
-from docdigest.jobs import enqueue
+from docdigest.jobs import Transient, enqueue
+from docdigest.jobs.context import current_job_id
 from docdigest.jobs.models import JobRun, JobStatus
 from docdigest.mail.mailer import Mailer
 from docdigest.mail.models import OutboxMessage, OutboxStatus
-from docdigest.mail.outbox import send_once
+from docdigest.mail.outbox import SEND_LEASE, message_id_for, send_once
 from docdigest.settings import Settings
 from docdigest.users.jobs import send_welcome_email
 from docdigest.users.models import User
@@ -139,50 +141,70 @@ async def test_smtp_down_retries_and_delivers_once_when_it_returns(
     await queue.aclose()
 
 
-async def test_a_send_cut_short_by_a_crash_is_taken_over_by_the_same_jobs_next_try(
-    settings: Settings, db: async_sessionmaker[AsyncSession], smtp: SmtpCatcher
+async def left_sending(
+    db: async_sessionmaker[AsyncSession], key: str, *, by: str, ago: timedelta
 ) -> None:
-    from docdigest.core.db import utcnow
-    from docdigest.jobs import Transient
-    from docdigest.jobs.context import current_job_id
-    from docdigest.mail.outbox import message_id_for
-
-    user_id = await add_user(db)
-    async with db() as session:  # what a worker killed mid-send leaves behind
+    """What a worker killed mid-send leaves behind: the row `sending`, claimed by `by`."""
+    async with db() as session:
         session.add(
             OutboxMessage(
-                key="welcome:crash",
+                key=key,
                 to="ann@example.com",
                 template="welcome",
-                message_id=message_id_for("welcome:crash"),
+                message_id=message_id_for(key),
                 status=OutboxStatus.SENDING,
                 attempts=1,
-                claimed_at=utcnow(),
-                claimed_by="job-1",
+                claimed_at=utcnow() - ago,
+                claimed_by=by,
             )
         )
         await session.commit()
-    mailer = Mailer.from_settings(settings)
 
-    async def send_as(job_id: str) -> bool:
-        token = current_job_id.set(job_id)
-        try:
-            async with db() as session:
-                user = await session.get(User, user_id)
-                return await send_once(
-                    session,
-                    mailer,
-                    key="welcome:crash",
-                    to="ann@example.com",
-                    template="welcome",
-                    context={"user": user},
-                )
-        finally:
-            current_job_id.reset(token)
+
+async def send_as(
+    db: async_sessionmaker[AsyncSession], settings: Settings, user_id: int, key: str, job_id: str
+) -> bool:
+    """`send_once` of a welcome mail from the job `job_id`."""
+    token = current_job_id.set(job_id)
+    try:
+        async with db() as session:
+            user = await session.get(User, user_id)
+            return await send_once(
+                session,
+                Mailer.from_settings(settings),
+                key=key,
+                to="ann@example.com",
+                template="welcome",
+                context={"user": user},
+            )
+    finally:
+        current_job_id.reset(token)
+
+
+async def test_a_send_cut_short_by_a_crash_is_taken_over_by_the_same_jobs_next_try(
+    settings: Settings, db: async_sessionmaker[AsyncSession], smtp: SmtpCatcher
+) -> None:
+    user_id = await add_user(db)
+    await left_sending(db, "welcome:crash", by="job-1", ago=timedelta(0))
 
     with pytest.raises(Transient, match="being sent by another worker"):
-        await send_as("job-2")  # someone else's send may still be under way
-    assert await send_as("job-1") is True
-    assert await send_as("job-1") is False
+        await send_as(db, settings, user_id, "welcome:crash", "job-2")  # may still be sending
+    assert await send_as(db, settings, user_id, "welcome:crash", "job-1") is True
+    assert await send_as(db, settings, user_id, "welcome:crash", "job-1") is False
 
     assert smtp.subjects() == ["Welcome to docdigest, Ann"]
+
+
+async def test_a_send_left_longer_than_its_lease_is_taken_over_by_any_job(
+    settings: Settings, db: async_sessionmaker[AsyncSession], smtp: SmtpCatcher
+) -> None:
+    user_id = await add_user(db)
+    await left_sending(db, "welcome:stale", by="job-1", ago=SEND_LEASE + timedelta(seconds=5))
+
+    assert await send_as(db, settings, user_id, "welcome:stale", "job-2") is True
+
+    assert smtp.subjects() == ["Welcome to docdigest, Ann"]
+    async with db() as session:
+        row = await session.scalar(select(OutboxMessage))
+        assert row is not None
+        assert (row.status, row.attempts, row.claimed_by) == (OutboxStatus.SENT, 2, "job-2")

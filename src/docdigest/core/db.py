@@ -137,16 +137,17 @@ async def create_tables(database_url: str) -> None:
         await engine.dispose()
 
 
-def insert_unless_exists(session: AsyncSession, model: type[Base]) -> PgInsert | SqliteInsert:
-    """INSERT … ON CONFLICT DO NOTHING on the session's database: a row a unique
-    constraint already holds makes the insert a no-op (no row returned) instead of
-    failing the transaction, so no SAVEPOINT and RELEASE are needed around it."""
-    return _ignoring_duplicates(session.get_bind().dialect.name, model)
+def upsert(session: AsyncSession, model: type[Base]) -> PgInsert | SqliteInsert:
+    """An INSERT on the session's database that takes an ON CONFLICT clause
+    (`on_conflict_do_nothing`, `on_conflict_do_update`): a row a unique constraint
+    already holds is left alone, or updated, instead of failing the transaction, so
+    no SAVEPOINT and RELEASE are needed around it. Both dialects spell it alike."""
+    return _dialect_insert(session.get_bind().dialect.name, model)
 
 
-def _ignoring_duplicates(dialect: str, target: type[Base] | Table) -> PgInsert | SqliteInsert:
+def _dialect_insert(dialect: str, target: type[Base] | Table) -> PgInsert | SqliteInsert:
     insert = sqlite_insert if dialect == "sqlite" else pg_insert
-    return insert(target).on_conflict_do_nothing()
+    return insert(target)
 
 
 _T = TypeVar("_T", bound=Base)
@@ -156,7 +157,7 @@ _T = TypeVar("_T", bound=Base)
 def _insert_returning(dialect: str, table: Table) -> Executable:
     # Built once per table: SQLAlchemy keeps a statement's cache key on the statement
     # object, so a shared one skips recomputing it (and the values come as parameters).
-    return _ignoring_duplicates(dialect, table).returning(*table.c)
+    return _dialect_insert(dialect, table).on_conflict_do_nothing().returning(*table.c)
 
 
 async def add_unless_exists(

@@ -18,7 +18,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from docdigest.core.db import commit, insert_unless_exists, utcnow
+from docdigest.core.db import commit, upsert, utcnow
 from docdigest.jobs import Transient
 from docdigest.jobs.context import current_job_id
 from docdigest.jobs.enqueue import settings_of
@@ -116,18 +116,11 @@ async def record_skipped(
 
 
 async def _claim(session: AsyncSession, *, key: str, to: str, template: str) -> bool:
-    """Mark the row `sending` for us; False if it is sent already."""
-    # A no-op when the row exists (an earlier try, or another sender first): the
-    # update below decides who sends.
-    await session.execute(
-        insert_unless_exists(session, OutboxMessage).values(
-            key=key,
-            to=to,
-            template=template,
-            message_id=message_id_for(key),
-            status=OutboxStatus.PENDING,
-        )
-    )
+    """Mark the row `sending` for us; False if it is sent already.
+
+    One statement: the row goes in `sending`, or, when it exists (an earlier try, or
+    another sender first), it becomes `sending` for us only if it may be claimed.
+    """
     now = utcnow()
     job_id = current_job_id.get()
     # Arq runs a job again only once its previous attempt is gone, so a row claimed
@@ -139,16 +132,16 @@ async def _claim(session: AsyncSession, *, key: str, to: str, template: str) -> 
         OutboxMessage.status == OutboxStatus.PENDING,
         and_(OutboxMessage.status == OutboxStatus.SENDING, abandoned),
     )
+    claim = {"status": OutboxStatus.SENDING, "claimed_at": now, "claimed_by": job_id}
     result = await session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.key == key, claimable)
-        .values(
-            status=OutboxStatus.SENDING,
-            claimed_at=now,
-            claimed_by=job_id,
-            attempts=OutboxMessage.attempts + 1,
+        upsert(session, OutboxMessage)
+        .values(key=key, to=to, template=template, message_id=message_id_for(key), attempts=1)
+        .values(claim)
+        .on_conflict_do_update(
+            index_elements=[OutboxMessage.key],
+            set_=claim | {"attempts": OutboxMessage.attempts + 1},
+            where=claimable,
         )
-        .execution_options(synchronize_session=False)
     )
     if cast(CursorResult[Any], result).rowcount == 0:
         status = await session.scalar(select(OutboxMessage.status).where(OutboxMessage.key == key))
