@@ -29,7 +29,7 @@ import asyncio
 import time
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import raiseload
 
 from docdigest.core.db import commit, rollback
@@ -75,7 +75,7 @@ async def extract_text(jc: JobContext, document_id: int) -> None:
         return
     document.status = DocumentStatus.EXTRACTING
     step = pipeline.begin_step(
-        jc.session, document, pipeline.EXTRACT, attempt=jc.attempt, job_id=jc.job_id
+        jc.session, document.id, pipeline.EXTRACT, attempt=jc.attempt, job_id=jc.job_id
     )
     storage = jc.resource(Storage)
     keep_by = time.monotonic() + WORTH_KEEPING_S
@@ -92,7 +92,7 @@ async def extract_text(jc: JobContext, document_id: int) -> None:
         pipeline.fail_document(document, step, str(exc))
         return
     except Exception as exc:
-        await _record_error(jc, document, step, exc, kept=kept)
+        await _record_error(jc, document.id, step, exc, kept=kept)
         raise
     pipeline.finish_step(step)
     document.status = DocumentStatus.SUMMARIZING
@@ -135,7 +135,7 @@ async def _summarize(
     time), only if the summary is not done by then.
     """
     step = pipeline.begin_step(
-        jc.session, document, pipeline.SUMMARIZE, attempt=jc.attempt, job_id=jc.job_id
+        jc.session, document.id, pipeline.SUMMARIZE, attempt=jc.attempt, job_id=jc.job_id
     )
     stored = text is None
     if stored:
@@ -144,7 +144,7 @@ async def _summarize(
         if text is None:
             text = await pipeline.read_text(jc.resource(Storage), document)
     except Exception as exc:
-        await _record_error(jc, document, step, exc)
+        await _record_error(jc, document.id, step, exc)
         raise
     summarizing = asyncio.ensure_future(
         pipeline.summarize(text, jc.settings, last_try=jc.is_last_try)
@@ -153,7 +153,7 @@ async def _summarize(
     try:
         summary = await summarizing
     except Exception as exc:
-        await _record_error(jc, document, step, exc, kept=kept)
+        await _record_error(jc, document.id, step, exc, kept=kept)
         raise
     pipeline.mark_ready(document, summary)
     pipeline.finish_step(step)
@@ -162,29 +162,18 @@ async def _summarize(
 
 @job(timeout_s=60, subject="document:{document_id}")
 async def email_user(jc: JobContext, user_id: int, document_id: int) -> None:
-    document = await _document(jc, document_id)
-    user = await jc.session.get(User, user_id)
-    if document is None or user is None or document.status != DocumentStatus.READY:
-        return
-    sent_before = await jc.session.scalar(
-        select(DocumentStep.id).where(
-            DocumentStep.document_id == document_id,
-            DocumentStep.step == pipeline.EMAIL,
-            DocumentStep.finished_at.is_not(None),
-            DocumentStep.error.is_(None),
-        )
-    )
-    if sent_before is not None:
+    mail = (await jc.session.execute(_ready_mail(user_id, document_id))).first()
+    if mail is None:
         return
     step = pipeline.begin_step(
-        jc.session, document, pipeline.EMAIL, attempt=jc.attempt, job_id=jc.job_id
+        jc.session, document_id, pipeline.EMAIL, attempt=jc.attempt, job_id=jc.job_id
     )
     context = {
-        "user": {"name": user.name, "email": user.email},
-        "document": {"id": document.id, "filename": document.filename},
-        "summary": document.summary or document.note or "",
-        "summary_source": document.summary_source,
-        "url": f"{public_base_url(jc.settings)}/documents/{document.id}",
+        "user": {"name": mail.name, "email": mail.email},
+        "document": {"id": document_id, "filename": mail.filename},
+        "summary": mail.summary or mail.note or "",
+        "summary_source": mail.summary_source,
+        "url": f"{public_base_url(jc.settings)}/documents/{document_id}",
     }
     try:
         # The step ends in the transaction that marks the mail sent.
@@ -192,17 +181,50 @@ async def email_user(jc: JobContext, user_id: int, document_id: int) -> None:
             jc.session,
             jc.resource(Mailer),
             key=f"doc-ready:{document_id}",
-            to=user.email,
+            to=mail.email,
             template="document_ready",
             context=context,
             on_sent=lambda: pipeline.finish_step(step),
         )
     except Exception as exc:
         # The document stays ready: only the mail is late.
-        await _record_error(jc, document, step, exc, fails_document=False)
+        await _record_error(jc, document_id, step, exc, fails_document=False)
         raise
     if not sent:
         pipeline.finish_step(step)
+
+
+def _ready_mail(
+    user_id: int, document_id: int
+) -> Select[str, str | None, str | None, str | None, str, str]:
+    """What the ready mail says, read in one query: no row unless the document is
+    ready, its user is there and no earlier try of this step sent the mail.
+
+    Columns, not instances: the job changes neither row, and loading the two and then
+    looking for the step took three queries and the ORM's loading of each.
+    """
+    sent_before = (
+        select(DocumentStep.id)
+        .where(
+            DocumentStep.document_id == Document.id,
+            DocumentStep.step == pipeline.EMAIL,
+            DocumentStep.finished_at.is_not(None),
+            DocumentStep.error.is_(None),
+        )
+        .exists()
+    )
+    return (
+        select(
+            Document.filename,
+            Document.summary,
+            Document.note,
+            Document.summary_source,
+            User.name,
+            User.email,
+        )
+        .join(User, User.id == user_id)
+        .where(Document.id == document_id, Document.status == DocumentStatus.READY, ~sent_before)
+    )
 
 
 @job(timeout_s=60, subject="document:{document_id}")
@@ -257,7 +279,7 @@ def _revive(jc: JobContext, document: Document, status: DocumentStatus) -> None:
 
 async def _record_error(
     jc: JobContext,
-    document: Document,
+    document_id: int,
     step: DocumentStep,
     exc: Exception,
     *,
@@ -273,7 +295,7 @@ async def _record_error(
     """
     if not kept:
         await commit(jc.session)
-    document_id, step_id, step_name = document.id, step.id, step.step
+    step_id, step_name = step.id, step.step
     # The error may have broken the transaction: start clean and reload.
     await rollback(jc.session)
     step = await jc.session.get_one(DocumentStep, step_id)

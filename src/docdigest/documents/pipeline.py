@@ -26,10 +26,10 @@ LLM_DEADLINE_S = 100.0
 
 
 def begin_step(
-    session: AsyncSession, document: Document, step: str, *, attempt: int, job_id: str
+    session: AsyncSession, document_id: int, step: str, *, attempt: int, job_id: str
 ) -> DocumentStep:
     row = DocumentStep(
-        document_id=document.id, step=step, attempt=attempt, job_id=job_id, started_at=utcnow()
+        document_id=document_id, step=step, attempt=attempt, job_id=job_id, started_at=utcnow()
     )
     session.add(row)
     return row
