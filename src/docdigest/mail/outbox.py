@@ -135,8 +135,9 @@ async def _claim(session: AsyncSession, *, key: str, to: str, template: str) -> 
     claim = {"status": OutboxStatus.SENDING, "claimed_at": now, "claimed_by": job_id}
     result = await session.execute(
         upsert(session, OutboxMessage)
-        .values(key=key, to=to, template=template, message_id=message_id_for(key), attempts=1)
-        .values(claim)
+        .values(
+            key=key, to=to, template=template, message_id=message_id_for(key), attempts=1, **claim
+        )
         .on_conflict_do_update(
             index_elements=[OutboxMessage.key],
             set_=claim | {"attempts": OutboxMessage.attempts + 1},
