@@ -224,7 +224,7 @@ async def one_round(
             web=(web_before, web.cpu_s()),
         )
         parts = parts_used(parts_before, cpu_parts_s(worker_pids))
-    result = await read_back(engine, user_id, started_at)
+    result = await read_back(engine, user_id, started_at, worker_count)
     elapsed = result.pop("last_ready_s") or polled_s
     return {
         "workers": worker_count,
@@ -345,11 +345,14 @@ async def wait_until(
     raise TimeoutError("documents were not processed in time")
 
 
-async def read_back(engine: Any, user_id: int, started_at: datetime) -> dict[str, Any]:
+async def read_back(
+    engine: Any, user_id: int, started_at: datetime, workers: int
+) -> dict[str, Any]:
     """Outcomes from the documents table, and where the time went: each job's queue
-    wait and run from the ledger, and within the runs the steps' own work (extracting,
-    summarizing) from the documents' step timeline, so that what a round loses to the
-    job tier and what it loses to slower work can be told apart."""
+    wait and run from the ledger, the time the lanes spent between jobs, and within
+    the runs the steps' own work (extracting, summarizing) from the documents' step
+    timeline, so that what a round loses to the job tier and what it loses to slower
+    work can be told apart."""
     async with engine.connect() as conn:
         documents = (
             await conn.execute(
@@ -393,10 +396,12 @@ async def read_back(engine: Any, user_id: int, started_at: datetime) -> dict[str
         work.setdefault(row.step, []).append(
             (row.finished_at - row.started_at).total_seconds() * 1000
         )
+    runs = [(row.started_at, row.finished_at) for row in jobs if row.started_at and row.finished_at]
     return {
         "ready": len(ready),
         "failed": sum(1 for d in documents if d.status == DocumentStatus.FAILED),
         "last_ready_s": (last_ready - started_at).total_seconds() if last_ready else None,
+        "lanes": lanes(runs, workers, started_at, last_ready) if last_ready else None,
         "steps_ms": {
             name: {
                 "jobs": len(values["run"]),
@@ -416,6 +421,45 @@ async def read_back(engine: Any, user_id: int, started_at: datetime) -> dict[str
             }
             for name, values in sorted(work.items())
         },
+    }
+
+
+def lanes(
+    runs: list[tuple[datetime, datetime]], workers: int, start: datetime, end: datetime
+) -> dict[str, Any]:
+    """Where the round's lanes were idle, from its jobs' runs (start, finish).
+
+    A worker runs one job at a time, so the runs are laid out on `workers` lanes, each
+    on the lane that has been free longest (the ledger does not say which worker ran a
+    job; the total idle time is the same whichever lane a run lands on). Only the part
+    the round's clock saw, from `start` to `end`, counts: the wait before each lane's
+    first job (the first uploads), the gaps between jobs (a job's end and the claim of
+    the next), and a lane's idle time after its last job while another still works.
+    """
+    free_since = [start] * workers
+    before_s = after_s = 0.0
+    gaps: list[float] = []
+    started = [False] * workers
+    for run_start, run_end in sorted(r for r in runs if r[0] < end):
+        lane = min(range(workers), key=lambda n: free_since[n])
+        idle = max((run_start - free_since[lane]).total_seconds(), 0.0)
+        if started[lane]:
+            gaps.append(idle)
+        else:
+            before_s += idle
+            started[lane] = True
+        free_since[lane] = max(free_since[lane], run_end)
+    for lane, since in enumerate(free_since):
+        idle = max((end - since).total_seconds(), 0.0)
+        if started[lane]:
+            after_s += idle
+        else:
+            before_s += idle
+    return {
+        "before_first_job_s": round(before_s, 3),
+        "between_jobs_s": round(sum(gaps), 3),
+        "between_jobs_p50_ms": round(statistics.median(gaps) * 1000, 2) if gaps else None,
+        "after_last_job_s": round(after_s, 3),
     }
 
 
