@@ -118,7 +118,9 @@ def load(port: int, **plan: Any) -> dict[str, Any]:
 
 def load_counting_cpu(server: Served, **plan: Any) -> dict[str, Any]:
     """`load`, plus the CPU the server process spent per successful request: all its
-    threads, and its event loop's thread alone (`server_loop_cpu_ms_per_request`)."""
+    threads, and its event loop's thread alone (`server_loop_cpu_ms_per_request`);
+    and the share of a core each used over the run (`server_busy`,
+    `server_loop_busy`), which an open loop's latency grows with."""
     before = server.cpu_s(), server.cpu_s(loop_only=True)
     result = load(server.port, **plan)
     after = server.cpu_s(), server.cpu_s(loop_only=True)
@@ -126,6 +128,8 @@ def load_counting_cpu(server: Served, **plan: Any) -> dict[str, Any]:
         if start is not None and end is not None and result["ok"]:
             per_request = round((end - start) / result["ok"] * 1000, 2)
             result[f"server_{key}cpu_ms_per_request"] = per_request
+            if result["elapsed_s"]:
+                result[f"server_{key}busy"] = round((end - start) / result["elapsed_s"], 3)
     return result
 
 
@@ -161,8 +165,8 @@ def measure_docdigest(env: dict[str, str], sizes: dict[str, int], log: Path) -> 
             max_s=sizes["max_s"],
             **upload,
         )
-        at_rate = load(
-            port,
+        at_rate = load_counting_cpu(
+            server,
             mode="open",
             rate=UPLOAD_RATE,
             count=sizes["rate_count"],
@@ -336,6 +340,13 @@ async def main() -> None:
         and p99 <= UPLOAD_P99_MS,
         upload_p99_ms_at_200rps=p99,
         upload_rps_within_p99_target=min(sustained) if all(sustained) else None,
+        busy_at_200rps={
+            k: {
+                "process": results[k]["upload_at_200rps"].get("server_busy"),
+                "loop": results[k]["upload_at_200rps"].get("server_loop_busy"),
+            }
+            for k in kinds
+        },
         server_cpu_ms_per_upload=cpu_per_upload or None,
         server_loop_cpu_ms_per_upload=loop_cpu_per_upload or None,
         server_cpu_ms_per_bare_request=cpu_per_bare,
