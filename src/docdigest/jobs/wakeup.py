@@ -490,7 +490,7 @@ class WakeUpWorker(Worker):
             if isinstance(popped, Exception):
                 raise popped
             woken = isinstance(popped, list | tuple) and popped[0].decode() == key
-            if woken and not taken:
+            if woken and not taken and self.allow_pick_jobs and not self._stopping:
                 await self._claim(slots)  # registers the script again if Redis lost it
         finally:
             self._held -= slots
