@@ -337,8 +337,7 @@ class WakeUpWorker(Worker):
     def handle_sig_wait_for_completion(self, signum: Signals) -> None:
         """Arq's graceful stop, which picks no more jobs: nor does the armed claim."""
         super().handle_sig_wait_for_completion(signum)
-        self._stopping = True
-        self._disarming = self.loop.create_task(self._disarm())
+        self._disarming = self.loop.create_task(self._stop_claiming())
 
     def _release_sem_dec_counter_on_complete(self) -> None:
         super()._release_sem_dec_counter_on_complete()
@@ -408,11 +407,7 @@ class WakeUpWorker(Worker):
                         return
                 await self._wait()
         finally:
-            # Stopped while its claim waits in Redis, a worker takes that claim back
-            # first, so that no job is claimed for a worker that no longer runs it.
-            self._stopping = True
-            with contextlib.suppress(RedisError):
-                await self._disarm()
+            await self._stop_claiming()
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
@@ -495,6 +490,14 @@ class WakeUpWorker(Worker):
         finally:
             self._held -= slots
             self._round_over.set()
+
+    async def _stop_claiming(self) -> None:
+        """Claim nothing more: a worker stopped while its claim waits in Redis takes
+        that claim back first, so that no job is claimed for a worker that no longer
+        runs it. With Redis gone there is nothing to take back, and the stop goes on."""
+        self._stopping = True
+        with contextlib.suppress(RedisError):
+            await self._disarm()
 
     async def _disarm(self) -> None:
         """End the listener's armed round and wait for it: a stop mark makes its BLPOP
