@@ -85,6 +85,12 @@ def web(
         forwarded_allow_ips=settings.forwarded_allow_ips,
         log_config=None,
         timeout_graceful_shutdown=30,
+        # uvicorn's own 5 s for both is shorter than a loaded or paused machine can stall
+        # a process. Past the health check's, the supervisor kills it, with every request
+        # in it. Past the keep-alive's, it wakes and closes an idle connection even when
+        # the client's next request already waits in it, and the client gets a reset.
+        timeout_keep_alive=settings.web_keep_alive_s,
+        timeout_worker_healthcheck=settings.web_healthcheck_timeout_s,
     )
 
 

@@ -25,6 +25,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     web_workers: int = 1
+    #: How long an idle keep-alive connection stays open; longer than a load balancer's
+    #: own idle timeout (60 s on the common ones), so the web never closes a connection
+    #: the balancer is just reusing.
+    web_keep_alive_s: int = Field(default=75, ge=1)
+    #: How long uvicorn's supervisor waits for a web process to answer its health check
+    #: before it kills the process (and the requests in it) and starts another.
+    web_healthcheck_timeout_s: int = Field(default=30, ge=1)
     #: Proxies whose X-Forwarded-For/-Proto are believed (comma-separated IPs, or "*").
     forwarded_allow_ips: str = "127.0.0.1"
 

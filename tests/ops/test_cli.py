@@ -6,6 +6,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -89,3 +90,77 @@ def test_help_lists_every_command() -> None:
     assert result.returncode == 0
     for command in ("run", "web", "worker", "migrate", "users", "jobs"):
         assert command in result.stdout
+
+
+def serving_processes(web: subprocess.Popen[str]) -> list[psutil.Process]:
+    """The uvicorn processes that serve requests under `docdigest web --workers N`."""
+    return [
+        p
+        for p in psutil.Process(web.pid).children()
+        if "spawn_main" in " ".join(p.cmdline()) and p.status() != psutil.STATUS_ZOMBIE
+    ]
+
+
+def start_two_process_web(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    port = free_port()
+    web = subprocess.Popen(
+        [DOCDIGEST, "web", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    assert wait_until_answering(f"{url}/readyz", web).status_code == 200
+    return web, url
+
+
+def stop_web(web: subprocess.Popen[str]) -> str:
+    web.send_signal(signal.SIGTERM)
+    return web.communicate(timeout=60)[0]
+
+
+def test_a_web_process_stalled_for_seconds_keeps_its_requests(stack_env: dict[str, str]) -> None:
+    """A machine under load, or a virtual machine paused by its host, can stop a process
+    for seconds. Every request already sent is still answered once it runs again."""
+    web, url = start_two_process_web(stack_env)
+    try:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            assert client.get("/healthz").status_code == 200
+            serving = serving_processes(web)
+            assert len(serving) == 2
+            for process in serving:
+                process.suspend()
+            # Longer than uvicorn's own 5 s for the health check (the supervisor would kill
+            # both processes) and for keep-alive (each would wake, close the connection
+            # this request waits in and reset it).
+            timer = threading.Timer(7, lambda: [p.resume() for p in serving])
+            timer.start()
+            try:
+                answer = client.get("/healthz")  # sent while no process can run
+            finally:
+                timer.join()
+            assert answer.status_code == 200
+            assert sorted(p.pid for p in serving_processes(web)) == sorted(p.pid for p in serving)
+    finally:
+        output = stop_web(web)
+    assert "died" not in output, output
+
+
+def test_a_hung_web_process_is_replaced(stack_env: dict[str, str]) -> None:
+    web, url = start_two_process_web(stack_env | {"DOCDIGEST_WEB_HEALTHCHECK_TIMEOUT_S": "1"})
+    try:
+        hung, other = serving_processes(web)
+        hung.suspend()
+        deadline = time.monotonic() + 60  # a guard against hanging, not a speed check
+        while hung.is_running() and hung.status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline, "the hung process was never replaced"
+            time.sleep(0.2)
+        while len(serving_processes(web)) < 2:
+            assert time.monotonic() < deadline, "no process took the hung one's place"
+            time.sleep(0.2)
+        assert other in serving_processes(web)
+        assert wait_until_answering(f"{url}/readyz", web).status_code == 200
+    finally:
+        output = stop_web(web)
+    assert f"Child process [{hung.pid}] died" in output, output

@@ -61,11 +61,18 @@ class Processes:
             self.running.append((name, process))
         return process
 
+    def tail(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
+
     def assert_alive(self) -> None:
         for name, process in self.running:
             if process.poll() is not None:
-                tail = (self.logs / f"{name}.log").read_text()[-3000:]
-                raise AssertionError(f"{name} exited with {process.returncode}:\n{tail}")
+                raise AssertionError(f"{name} exited with {process.returncode}:\n{self.tail(name)}")
+
+    def print_tails(self) -> None:
+        """What each process said last: shown with a failure that is not its own exit."""
+        for name, _ in self.running:
+            print(f"--- the end of {name}'s log\n{self.tail(name)}")
 
     def stop(self) -> None:
         for _, process in reversed(self.running):

@@ -268,6 +268,9 @@ def test_500_documents_through_two_web_processes_and_three_workers(
             mail_ids = Counter(ready_mails())
             worker_samples = [scrape(f"http://127.0.0.1:{p}/metrics") for p in worker_ports]
             web_samples = scrape(f"{base_url}/metrics")
+    except BaseException:
+        processes.print_tails()
+        raise
     finally:
         processes.stop()
         redis.terminate()
