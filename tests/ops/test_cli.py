@@ -42,28 +42,39 @@ def wait_until_answering(url: str, process: subprocess.Popen[str]) -> httpx.Resp
     raise AssertionError(f"{url} never answered")
 
 
-@pytest.mark.parametrize("processes", [1, 2])
-def test_web_serves_with_one_or_several_processes(
-    stack_env: dict[str, str], processes: int
-) -> None:
+def start_web(env: dict[str, str], processes: int) -> tuple[subprocess.Popen[str], str]:
+    """`docdigest web --workers N` on a free port, once it answers `/readyz`."""
     port = free_port()
     web = subprocess.Popen(
         [DOCDIGEST, "web", "--port", str(port), "--workers", str(processes)],
-        env=stack_env,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    url = f"http://127.0.0.1:{port}"
+    assert wait_until_answering(f"{url}/readyz", web).status_code == 200
+    return web, url
+
+
+def stop_web(web: subprocess.Popen[str]) -> str:
+    web.send_signal(signal.SIGTERM)
+    return web.communicate(timeout=60)[0]
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_web_serves_with_one_or_several_processes(
+    stack_env: dict[str, str], processes: int
+) -> None:
+    web, url = start_web(stack_env, processes)
     try:
-        assert wait_until_answering(f"http://127.0.0.1:{port}/healthz", web).status_code == 200
-        assert httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
+        assert httpx.get(f"{url}/healthz").status_code == 200
         serving = [p for p in psutil.Process(web.pid).children(recursive=True) if p.is_running()]
         if processes > 1:
             # uvicorn's supervisor plus one process per worker
             assert len([p for p in serving if "python" in p.name().lower()]) >= processes
     finally:
-        web.send_signal(signal.SIGTERM)
-        output = web.communicate(timeout=60)[0]
+        output = stop_web(web)
     # uvicorn re-raises the signal once it has shut down cleanly
     assert web.returncode in (0, -signal.SIGTERM), output
     assert "Application shutdown complete" in output
@@ -101,29 +112,10 @@ def serving_processes(web: subprocess.Popen[str]) -> list[psutil.Process]:
     ]
 
 
-def start_two_process_web(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-    port = free_port()
-    web = subprocess.Popen(
-        [DOCDIGEST, "web", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    assert wait_until_answering(f"{url}/readyz", web).status_code == 200
-    return web, url
-
-
-def stop_web(web: subprocess.Popen[str]) -> str:
-    web.send_signal(signal.SIGTERM)
-    return web.communicate(timeout=60)[0]
-
-
 def test_a_web_process_stalled_for_seconds_keeps_its_requests(stack_env: dict[str, str]) -> None:
     """A machine under load, or a virtual machine paused by its host, can stop a process
     for seconds. Every request already sent is still answered once it runs again."""
-    web, url = start_two_process_web(stack_env)
+    web, url = start_web(stack_env, 2)
     try:
         with httpx.Client(base_url=url, timeout=60) as client:
             assert client.get("/healthz").status_code == 200
@@ -148,7 +140,7 @@ def test_a_web_process_stalled_for_seconds_keeps_its_requests(stack_env: dict[st
 
 
 def test_a_hung_web_process_is_replaced(stack_env: dict[str, str]) -> None:
-    web, url = start_two_process_web(stack_env | {"DOCDIGEST_WEB_HEALTHCHECK_TIMEOUT_S": "1"})
+    web, url = start_web(stack_env | {"DOCDIGEST_WEB_HEALTHCHECK_TIMEOUT_S": "1"}, 2)
     try:
         hung, other = serving_processes(web)
         hung.suspend()
