@@ -83,15 +83,20 @@ async def plain_loop(corpus: list[Path]) -> dict[str, Any]:
     limits = Limits.from_settings(settings)
     warm_up()
     failed = 0
+    extract_s = summarize_s = 0.0
     busy_before, parts_before = machine_busy_s(), cpu_parts_s([os.getpid()])
     started = time.perf_counter()
     for path in corpus:
+        step_started = time.perf_counter()
         try:
             extracted = await extract_file(path, sniff(path), limits)
         except ExtractionFailed:
             failed += 1
             continue
+        extracted_at = time.perf_counter()
         await asyncio.to_thread(summarize_extractive, extracted.text, settings.summary_sentences)
+        extract_s += extracted_at - step_started
+        summarize_s += time.perf_counter() - extracted_at
     elapsed = time.perf_counter() - started
     return {
         "elapsed_s": round(elapsed, 2),
@@ -99,6 +104,7 @@ async def plain_loop(corpus: list[Path]) -> dict[str, Any]:
         "per_min": per_min(corpus, elapsed),
         "cores_busy": cores_busy(busy_before, elapsed),
         "cpu_s_by_part": parts_used(parts_before, cpu_parts_s([os.getpid()])),
+        "work_s": {"extract": round(extract_s, 2), "summarize": round(summarize_s, 2)},
     }
 
 
@@ -134,6 +140,11 @@ def loop_pair(count: int, max_pages: int) -> dict[str, Any]:
         "elapsed_s": [r["elapsed_s"] for r in results],
         "per_min": round(documents / slowest * 60, 1),
         "cores_busy": [r["cores_busy"] for r in results],
+        # Each loop's steps, the mean of the two: the same corpus as one plain loop's.
+        "work_s": {
+            step: round(statistics.mean(r["work_s"][step] for r in results), 2)
+            for step in ("extract", "summarize")
+        },
     }
 
 
@@ -263,6 +274,20 @@ def parts_used(
     if before is None or after is None:
         return None
     return {part: round(after[part] - before[part], 2) for part in after}
+
+
+def steps_vs_plain(
+    phase: dict[str, Any] | None, plain: dict[str, Any] | None
+) -> dict[str, float] | None:
+    """A round's total time in each step over the plain loop's for the same corpus."""
+    if not phase or not plain:
+        return None
+    ratios = {}
+    for step in ("extract", "summarize"):
+        done, bare = phase["work_ms"].get(step), plain["work_s"][step]
+        if done and bare:
+            ratios[step] = round(done["total_s"] / bare, 3)
+    return ratios
 
 
 def main_thread_ms_per_document(phase: dict[str, Any] | None, documents: int) -> float | None:
@@ -531,6 +556,12 @@ async def main() -> None:
         two_workers_vs_loop_pair=round(two["per_min"] / pair["per_min"], 3)
         if two and pair
         else None,
+        # Each round's steps against the same work in the plain loop (one worker) and in
+        # either loop of the pair (two workers): above 1, the steps themselves ran slower.
+        steps_vs_plain={
+            "one_worker": steps_vs_plain(one, loop),
+            "two_workers": steps_vs_plain(two, pair),
+        },
         # What the job tier itself costs a document in the workers' CPU, beside the
         # same reading for the loop, whose main thread only hands work to others.
         main_thread_cpu_ms_per_document={
