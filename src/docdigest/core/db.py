@@ -137,15 +137,12 @@ async def create_tables(database_url: str) -> None:
         await engine.dispose()
 
 
-def upsert(session: AsyncSession, model: type[Base]) -> PgInsert | SqliteInsert:
-    """An INSERT on the session's database that takes an ON CONFLICT clause
-    (`on_conflict_do_nothing`, `on_conflict_do_update`): a row a unique constraint
-    already holds is left alone, or updated, instead of failing the transaction, so
-    no SAVEPOINT and RELEASE are needed around it. Both dialects spell it alike."""
-    return _dialect_insert(session.get_bind().dialect.name, model)
-
-
-def _dialect_insert(dialect: str, target: type[Base] | Table) -> PgInsert | SqliteInsert:
+def dialect_insert(dialect: str, target: type[Base] | Table) -> PgInsert | SqliteInsert:
+    """An INSERT on the `dialect` database ("sqlite" or "postgresql") that takes an ON
+    CONFLICT clause (`on_conflict_do_nothing`, `on_conflict_do_update`): a row a unique
+    constraint already holds is left alone, or updated, instead of failing the
+    transaction, so no SAVEPOINT and RELEASE are needed around it. Both dialects spell
+    it alike."""
     insert = sqlite_insert if dialect == "sqlite" else pg_insert
     return insert(target)
 
@@ -157,7 +154,7 @@ _T = TypeVar("_T", bound=Base)
 def _insert_returning(dialect: str, table: Table) -> Executable:
     # Built once per table: SQLAlchemy keeps a statement's cache key on the statement
     # object, so a shared one skips recomputing it (and the values come as parameters).
-    return _dialect_insert(dialect, table).on_conflict_do_nothing().returning(*table.c)
+    return dialect_insert(dialect, table).on_conflict_do_nothing().returning(*table.c)
 
 
 async def add_unless_exists(

@@ -29,7 +29,7 @@ import asyncio
 import time
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import raiseload
 
 from docdigest.core.db import commit, rollback
@@ -162,7 +162,10 @@ async def _summarize(
 
 @job(timeout_s=60, subject="document:{document_id}")
 async def email_user(jc: JobContext, user_id: int, document_id: int) -> None:
-    mail = (await jc.session.execute(_ready_mail(user_id, document_id))).first()
+    conn = await jc.session.connection()
+    mail = (
+        await conn.execute(_READY_MAIL, {"user_id": user_id, "document_id": document_id})
+    ).first()
     if mail is None:
         return
     step = pipeline.begin_step(
@@ -194,14 +197,13 @@ async def email_user(jc: JobContext, user_id: int, document_id: int) -> None:
         pipeline.finish_step(step)
 
 
-def _ready_mail(
-    user_id: int, document_id: int
-) -> Select[str, str | None, str | None, str | None, str, str]:
+def _ready_mail() -> Select[str, str | None, str | None, str | None, str, str]:
     """What the ready mail says, read in one query: no row unless the document is
     ready, its user is there and no earlier try of this step sent the mail.
 
     Columns, not instances: the job changes neither row, and loading the two and then
-    looking for the step took three queries and the ORM's loading of each.
+    looking for the step took three queries and the ORM's loading of each. Built once,
+    with the ids as parameters, and run on the session's connection.
     """
     sent_before = (
         select(DocumentStep.id)
@@ -222,9 +224,16 @@ def _ready_mail(
             User.name,
             User.email,
         )
-        .join(User, User.id == user_id)
-        .where(Document.id == document_id, Document.status == DocumentStatus.READY, ~sent_before)
+        .join(User, User.id == bindparam("user_id"))
+        .where(
+            Document.id == bindparam("document_id"),
+            Document.status == DocumentStatus.READY,
+            ~sent_before,
+        )
     )
+
+
+_READY_MAIL = _ready_mail()
 
 
 @job(timeout_s=60, subject="document:{document_id}")
