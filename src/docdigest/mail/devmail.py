@@ -11,7 +11,7 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email import message_from_bytes, policy
+from email import message_from_bytes
 from email.message import EmailMessage
 from email.utils import getaddresses
 from itertools import islice
@@ -19,6 +19,7 @@ from pathlib import Path
 
 from docdigest.core.errors import NotFound
 from docdigest.core.ids import new_id
+from docdigest.mail.message import POLICY
 from docdigest.users.models import User
 
 _ID = re.compile(r"^\d{20}-[0-9a-f]{32}$")
@@ -70,7 +71,7 @@ class DevMailbox:
 
     def _read(self, mail_id: str) -> CapturedMail:
         raw = (self.path / f"{mail_id}.eml").read_bytes()
-        message = message_from_bytes(raw, policy=policy.default)
+        message = message_from_bytes(raw, policy=POLICY)
         assert isinstance(message, EmailMessage)
         return CapturedMail(
             id=mail_id,

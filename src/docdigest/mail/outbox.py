@@ -24,6 +24,7 @@ from docdigest.jobs import Transient
 from docdigest.jobs.context import current_job_id
 from docdigest.jobs.enqueue import settings_of
 from docdigest.mail.mailer import Mailer
+from docdigest.mail.message import new_message, set_bodies
 from docdigest.mail.models import OutboxMessage, OutboxStatus
 from docdigest.mail.render import RenderedMail, render_mail
 from docdigest.settings import Settings
@@ -44,14 +45,13 @@ def public_base_url(settings: Settings) -> str:
 
 
 def build_message(rendered: RenderedMail, *, to: str, key: str) -> EmailMessage:
-    message = EmailMessage()
+    message = new_message()
     message["To"] = to
     message["Subject"] = rendered.subject
     message["Message-ID"] = message_id_for(key)
     message["Date"] = format_datetime(utcnow())
     message["Auto-Submitted"] = "auto-generated"
-    message.set_content(rendered.text)
-    message.add_alternative(rendered.html, subtype="html")
+    set_bodies(message, rendered.text, rendered.html)
     return message
 
 
