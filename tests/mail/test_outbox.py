@@ -102,6 +102,41 @@ async def test_unknown_template_fails_the_job_at_once_with_the_reason(
     assert smtp.messages == []
 
 
+async def test_a_failed_send_leaves_the_row_pending_with_its_error_until_one_goes_out(
+    settings: Settings, db: async_sessionmaker[AsyncSession], smtp: SmtpCatcher
+) -> None:
+    user_id = await add_user(db)
+    down = Mailer("127.0.0.1", free_port(), "docdigest@example.com", timeout_s=2)
+
+    async def send(mailer: Mailer) -> bool:
+        async with db() as session:
+            user = await session.get(User, user_id)
+            return await send_once(
+                session,
+                mailer,
+                key="welcome:down",
+                to="ann@example.com",
+                template="welcome",
+                context={"user": user},
+            )
+
+    with pytest.raises(OSError):
+        await send(down)
+    async with db() as session:
+        row = await session.scalar(select(OutboxMessage))
+        assert row is not None
+        assert (row.status, row.claimed_at, row.sent_at) == (OutboxStatus.PENDING, None, None)
+        assert row.last_error is not None and "connect" in row.last_error.lower()
+
+    assert await send(Mailer.from_settings(settings))
+    assert smtp.subjects() == ["Welcome to docdigest, Ann"]
+    async with db() as session:
+        row = await session.scalar(select(OutboxMessage))
+        assert row is not None
+        assert (row.status, row.attempts, row.last_error) == (OutboxStatus.SENT, 2, None)
+        assert row.subject == "Welcome to docdigest, Ann" and row.sent_at is not None
+
+
 async def test_smtp_down_retries_and_delivers_once_when_it_returns(
     settings: Settings, db: async_sessionmaker[AsyncSession], tmp_path: Path
 ) -> None:

@@ -79,18 +79,13 @@ async def send_once(
     try:
         await mailer.send(build_message(rendered, to=to, key=key))
     except Exception as exc:
-        await _set(
-            session, key, status=OutboxStatus.PENDING, claimed_at=None, last_error=repr(exc)[:2000]
-        )
+        conn = await session.connection()
+        await conn.execute(_PUT_BACK, {"outbox_key": key, "error": repr(exc)[:2000]})
         await commit(session)
         raise
-    await _set(
-        session,
-        key,
-        status=OutboxStatus.SENT,
-        subject=rendered.subject,
-        sent_at=utcnow(),
-        last_error=None,
+    conn = await session.connection()
+    await conn.execute(
+        _MARK_SENT, {"outbox_key": key, "subject": rendered.subject, "sent_at": utcnow()}
     )
     if on_sent is not None:
         on_sent()
@@ -186,7 +181,21 @@ def _claim_statement(dialect: str) -> Executable:
     )
 
 
-async def _set(session: AsyncSession, key: str, **values: Any) -> None:
-    # On the session's connection, like the claim.
-    conn = await session.connection()
-    await conn.execute(update(OutboxMessage).where(OutboxMessage.key == key).values(**values))
+# The row's two ends, built once with their values as parameters and run on the
+# session's connection, like the claim: put back for a later try after a failed send,
+# or marked sent. (Built for each mail, the statement cost more than running it.)
+_PUT_BACK = (
+    update(OutboxMessage)
+    .where(OutboxMessage.key == bindparam("outbox_key"))
+    .values(status=OutboxStatus.PENDING, claimed_at=None, last_error=bindparam("error"))
+)
+_MARK_SENT = (
+    update(OutboxMessage)
+    .where(OutboxMessage.key == bindparam("outbox_key"))
+    .values(
+        status=OutboxStatus.SENT,
+        subject=bindparam("subject"),
+        sent_at=bindparam("sent_at"),
+        last_error=None,
+    )
+)
