@@ -36,25 +36,28 @@ async def add_user(db: async_sessionmaker[AsyncSession], email: str = "ann@examp
         return user.id
 
 
+async def send_welcome(
+    db: async_sessionmaker[AsyncSession], mailer: Mailer, user_id: int, key: str
+) -> bool:
+    """`send_once` of the welcome mail to the user, under `key`, in a session of its own."""
+    async with db() as session:
+        user = await session.get(User, user_id)
+        return await send_once(
+            session,
+            mailer,
+            key=key,
+            to="ann@example.com",
+            template="welcome",
+            context={"user": user},
+        )
+
+
 async def test_second_send_with_the_same_key_sends_nothing(
     settings: Settings, db: async_sessionmaker[AsyncSession], smtp: SmtpCatcher
 ) -> None:
     user_id = await add_user(db)
     mailer = Mailer.from_settings(settings)
-    results = []
-    for _ in range(2):
-        async with db() as session:
-            user = await session.get(User, user_id)
-            results.append(
-                await send_once(
-                    session,
-                    mailer,
-                    key="welcome:test",
-                    to="ann@example.com",
-                    template="welcome",
-                    context={"user": user},
-                )
-            )
+    results = [await send_welcome(db, mailer, user_id, "welcome:test") for _ in range(2)]
 
     assert results == [True, False]
     assert smtp.subjects() == ["Welcome to docdigest, Ann"]
@@ -108,27 +111,15 @@ async def test_a_failed_send_leaves_the_row_pending_with_its_error_until_one_goe
     user_id = await add_user(db)
     down = Mailer("127.0.0.1", free_port(), "docdigest@example.com", timeout_s=2)
 
-    async def send(mailer: Mailer) -> bool:
-        async with db() as session:
-            user = await session.get(User, user_id)
-            return await send_once(
-                session,
-                mailer,
-                key="welcome:down",
-                to="ann@example.com",
-                template="welcome",
-                context={"user": user},
-            )
-
     with pytest.raises(OSError):
-        await send(down)
+        await send_welcome(db, down, user_id, "welcome:down")
     async with db() as session:
         row = await session.scalar(select(OutboxMessage))
         assert row is not None
         assert (row.status, row.claimed_at, row.sent_at) == (OutboxStatus.PENDING, None, None)
         assert row.last_error is not None and "connect" in row.last_error.lower()
 
-    assert await send(Mailer.from_settings(settings))
+    assert await send_welcome(db, Mailer.from_settings(settings), user_id, "welcome:down")
     assert smtp.subjects() == ["Welcome to docdigest, Ann"]
     async with db() as session:
         row = await session.scalar(select(OutboxMessage))
