@@ -199,6 +199,25 @@ async def test_a_push_from_a_clock_ahead_of_redis_still_starts_at_once(
     assert ran == [7]
 
 
+async def test_a_stop_that_comes_with_a_wake_still_stops_the_worker(
+    settings: Settings, queue: ArqRedis
+) -> None:
+    """An idle worker's loop waits for a wake (a push, or one of its jobs ending). A
+    stop (Arq cancels the main task on a signal) that lands in the same turn of the
+    event loop as a wake must still stop it: Python 3.11's `asyncio.wait_for` returned
+    the wake and dropped the cancellation, and the worker ran on after its stop."""
+    async with _worker(settings) as worker:
+        await eventually(lambda: _blocked_with_a_claim_behind(queue))
+        await asyncio.sleep(0.1)  # the poll loop is back in its wait
+        assert worker.main_task is not None
+        worker._wake.set()  # as a finished job does
+        worker.main_task.cancel()  # as a stop signal does
+        stopped, _ = await asyncio.wait({worker.main_task}, timeout=10)
+        assert worker.main_task in stopped and worker.main_task.cancelled()
+        # It took its armed claim back on the way out, as any stop does.
+        assert not await queue.keys(f"{wake_key(settings.queue_name)}:*")
+
+
 async def test_a_stopped_worker_leaves_no_claim_or_mark_behind(
     settings: Settings, db: async_sessionmaker[AsyncSession], queue: ArqRedis, run_worker: RunWorker
 ) -> None:

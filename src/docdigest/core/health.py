@@ -39,7 +39,8 @@ async def readiness(app: FastAPI) -> tuple[bool, dict[str, Any]]:
     )
     for name, probe in probes:
         try:
-            await asyncio.wait_for(probe(), timeout=2)
+            async with asyncio.timeout(2):
+                await probe()
             checks[name] = "ok"
         except Exception as exc:
             checks[name] = f"error: {type(exc).__name__}: {exc}"

@@ -111,7 +111,8 @@ async def summarize(text: str, settings: Settings, *, last_try: bool) -> Summary
 
         llm = LlmSummarizer(settings)
         try:
-            result = await asyncio.wait_for(llm.summarize(text), LLM_DEADLINE_S)
+            async with asyncio.timeout(LLM_DEADLINE_S):
+                result = await llm.summarize(text)
             return Summary(result, llm.source)
         except Exception as exc:
             if is_transient(exc) and not last_try:

@@ -170,15 +170,15 @@ async def _answer_scrape(
 ) -> None:
     """Just enough HTTP/1.1 for Prometheus and probes: GET /metrics, then close."""
     try:
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
+        async with asyncio.timeout(5):
+            head = await reader.readuntil(b"\r\n\r\n")
         parts = head.split(b" ", 2)
         path = parts[1].split(b"?")[0] if len(parts) == 3 else b""
         status, body = b"404 Not Found", b"not found\n"
         if path in (b"/metrics", b"/"):
             try:
-                _queue_gauges.values = await asyncio.wait_for(
-                    read_queue_gauges(redis, settings, sessionmaker), timeout=2
-                )
+                async with asyncio.timeout(2):
+                    _queue_gauges.values = await read_queue_gauges(redis, settings, sessionmaker)
             except Exception:
                 log.warning("queue gauges unavailable for this scrape", exc_info=True)
             status, body = b"200 OK", generate_latest(REGISTRY)

@@ -422,8 +422,11 @@ class WakeUpWorker(Worker):
             )
             if head:
                 timeout = min(timeout, max((head[0][1] - now_ms()) / 1000, 0))
+        # Not `asyncio.wait_for`: on Python 3.11 it returns a wake that comes in the
+        # same turn as a stop and drops the stop's cancellation, so the worker ran on.
         try:
-            await asyncio.wait_for(self._wake.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
         except TimeoutError:
             # The poll that follows is this loop's own (a deferred job due, or the
             # poll delay): it needs the slots the listener's claim holds.
@@ -514,7 +517,8 @@ class WakeUpWorker(Worker):
             pipe.pexpire(self._stop_key, 60_000)
             await pipe.execute()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._round_over.wait(), self._block_s + 5)
+            async with asyncio.timeout(self._block_s + 5):
+                await self._round_over.wait()
 
 
 def _use_uvloop_when_idle() -> None:
