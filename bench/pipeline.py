@@ -217,8 +217,11 @@ async def one_round(
         user_id = await engine_scalar(engine, select(User.id).where(User.email == email))
         probe = None
         if worker_count == 1 and not (tmp.parent / "probe.pdf").exists():
-            probe_path = write_document(tmp.parent / "probe.pdf", "pdf", pages=10, seed=1)
-            probe = await one_document(port, token, engine, mailbox, email, probe_path)
+            probe_paths = (
+                write_document(tmp.parent / "probe.pdf", "pdf", pages=10, seed=1),
+                write_document(tmp.parent / "probe-warm.pdf", "pdf", pages=10, seed=2),
+            )
+            probe = await one_document(port, token, engine, mailbox, email, probe_paths)
         mails_before = len(mailbox.arrivals(email))
         started_at = datetime.now(UTC)
         busy_before, web_before = machine_busy_s(), web.cpu_s()
