@@ -1,6 +1,6 @@
 """`insert_with_children`: rows and the rows that belong to them, in the caller's
-transaction with one statement a table, without a session; and the detached
-instances it gives back."""
+transaction with one statement a table, without a session; the detached instances it
+gives back; and `load`, a row by its primary key as a session's instance."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, inspect, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, MissingGreenlet
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import DetachedInstanceError
 
-from docdigest.core.db import insert_with_children, utcnow
+from docdigest.core.db import insert_with_children, load, utcnow
 from docdigest.documents.models import Document, DocumentStep
 from docdigest.jobs.models import JobRun
 from docdigest.users.models import User
@@ -181,3 +181,46 @@ async def test_what_comes_back_is_detached_as_if_loaded_and_a_session_can_take_i
     async with db() as session:
         stored = await session.get(Document, added.id)
         assert stored is not None and stored.status == "ready"
+
+
+async def test_load_gives_the_row_as_the_session_s_own_and_its_changes_are_written(
+    db: Db,
+) -> None:
+    owner = await a_user(db)
+    async with db.kw["bind"].begin() as conn:
+        [added], _ = await insert_with_children(
+            conn, Document, [document(owner, "8" * 64)], JobRun, lambda row: []
+        )
+
+    statements = record_statements(db.kw["bind"].sync_engine, "UPDATE")
+    async with db() as session:
+        loaded = await load(session, Document, added.id)
+        assert loaded is not None and inspect(loaded).persistent
+        assert (loaded.id, loaded.user_id, loaded.sha256) == (added.id, owner, "8" * 64)
+        assert loaded.created_at == added.created_at  # read as the ORM reads it
+        assert await session.get(Document, added.id) is loaded  # the session's identity
+        await session.commit()  # nothing changed: nothing written
+        assert statements == []
+        loaded.status = "ready"
+        await session.commit()
+    assert len(statements) == 1
+    async with db() as session:
+        stored = await session.get(Document, added.id)
+        assert stored is not None and stored.status == "ready"
+
+
+async def test_load_of_a_missing_row_is_none_and_a_relationship_is_not_read_silently(
+    db: Db,
+) -> None:
+    owner = await a_user(db)
+    async with db.kw["bind"].begin() as conn:
+        [added], _ = await insert_with_children(
+            conn, Document, [document(owner, "7" * 64)], JobRun, lambda row: []
+        )
+    async with db() as session:
+        assert await load(session, Document, added.id + 1000) is None
+        loaded = await load(session, Document, added.id)
+        assert loaded is not None
+        # Never loaded: an async session refuses to load it behind the caller's back.
+        with pytest.raises(MissingGreenlet):
+            _ = loaded.steps

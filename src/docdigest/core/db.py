@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, Executable, MetaData, Table, event
+from sqlalchemy import DateTime, Executable, MetaData, Table, bindparam, event, select
 from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
@@ -187,6 +187,34 @@ async def add_all_unless_exist(
         session.add(instance)
         added.append(instance)
     return added
+
+
+async def load(session: AsyncSession, model: type[_T], primary_key: Any) -> _T | None:
+    """The row of `model` with this (single-column) primary key, as a persistent
+    instance in `session`; None when there is none. For a session that does not hold
+    the row yet, as a job's own session at its start.
+
+    `session.get` builds its query anew for each call and loads the row through the
+    ORM's full machinery; this reads it with a statement built once per table, on the
+    session's connection, and builds the instance as `detached` does: a document in
+    0.29 ms of CPU against 0.43 ms on PostgreSQL, 0.18 against 0.30 on SQLite
+    (docs/performance.md, "a forty-second machine"). No relationship is loaded;
+    reading one would load it lazily, which an async session refuses with an error.
+    """
+    connection = await session.connection()
+    statement = _by_primary_key(model.__table__)
+    row = (await connection.execute(statement, {"primary_key": primary_key})).first()
+    if row is None:
+        return None
+    instance = detached(model, row._mapping)
+    session.add(instance)
+    return instance
+
+
+@functools.cache
+def _by_primary_key(table: Table) -> Executable:
+    [column] = table.primary_key.columns
+    return select(*table.c).where(column == bindparam("primary_key"))
 
 
 def _many(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]] | dict[str, Any]:

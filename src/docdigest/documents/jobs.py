@@ -30,9 +30,8 @@ import time
 from typing import Any
 
 from sqlalchemy import Select, bindparam, select
-from sqlalchemy.orm import raiseload
 
-from docdigest.core.db import commit, rollback
+from docdigest.core.db import commit, load, rollback
 from docdigest.documents import pipeline
 from docdigest.documents.extract import ExtractionFailed
 from docdigest.documents.models import Document, DocumentStatus, DocumentStep
@@ -269,7 +268,7 @@ def _discard(task: asyncio.Future[Any]) -> None:
 
 async def _document(jc: JobContext, document_id: int) -> Document | None:
     # Without its steps: no step reads them, and loading them is one more query a job.
-    return await jc.session.get(Document, document_id, options=[raiseload(Document.steps)])
+    return await load(jc.session, Document, document_id)
 
 
 def _revive(jc: JobContext, document: Document, status: DocumentStatus) -> None:
