@@ -5,7 +5,7 @@ gives back; and `load`, a row by its primary key as a session's instance."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import pytest
@@ -169,54 +169,61 @@ async def test_what_comes_back_is_detached_as_if_loaded_and_a_session_can_take_i
     with pytest.raises(DetachedInstanceError):
         _ = added.steps  # a relationship never loaded, as on any closed session's instance
 
+    async def take_up(session: AsyncSession) -> Document:
+        session.add(added)
+        return added
+
+    await only_a_change_is_written(db, take_up)
+
+
+async def only_a_change_is_written(
+    db: Db, take_up: Callable[[AsyncSession], Awaitable[Document]]
+) -> None:
+    """`take_up(session)` makes a stored document the session's own: committed unchanged,
+    nothing is written; changed, one UPDATE writes it."""
     statements = record_statements(db.kw["bind"].sync_engine, "UPDATE")
     async with db() as session:
-        session.add(added)
-        assert inspect(added).persistent
+        instance = await take_up(session)
+        assert inspect(instance).persistent
         await session.commit()  # nothing changed: nothing written
         assert statements == []
-        added.status = "ready"
+        instance.status = "ready"
         await session.commit()
     assert len(statements) == 1
     async with db() as session:
-        stored = await session.get(Document, added.id)
+        stored = await session.get(Document, instance.id)
         assert stored is not None and stored.status == "ready"
+
+
+async def a_stored_document(db: Db, owner: int, sha256: str) -> Document:
+    async with db.kw["bind"].begin() as conn:
+        [added], _ = await insert_with_children(
+            conn, Document, [document(owner, sha256)], JobRun, lambda row: []
+        )
+    return added
 
 
 async def test_load_gives_the_row_as_the_session_s_own_and_its_changes_are_written(
     db: Db,
 ) -> None:
     owner = await a_user(db)
-    async with db.kw["bind"].begin() as conn:
-        [added], _ = await insert_with_children(
-            conn, Document, [document(owner, "8" * 64)], JobRun, lambda row: []
-        )
+    added = await a_stored_document(db, owner, "8" * 64)
 
-    statements = record_statements(db.kw["bind"].sync_engine, "UPDATE")
-    async with db() as session:
+    async def take_up(session: AsyncSession) -> Document:
         loaded = await load(session, Document, added.id)
-        assert loaded is not None and inspect(loaded).persistent
+        assert loaded is not None
         assert (loaded.id, loaded.user_id, loaded.sha256) == (added.id, owner, "8" * 64)
         assert loaded.created_at == added.created_at  # read as the ORM reads it
         assert await session.get(Document, added.id) is loaded  # the session's identity
-        await session.commit()  # nothing changed: nothing written
-        assert statements == []
-        loaded.status = "ready"
-        await session.commit()
-    assert len(statements) == 1
-    async with db() as session:
-        stored = await session.get(Document, added.id)
-        assert stored is not None and stored.status == "ready"
+        return loaded
+
+    await only_a_change_is_written(db, take_up)
 
 
 async def test_load_of_a_missing_row_is_none_and_a_relationship_is_not_read_silently(
     db: Db,
 ) -> None:
-    owner = await a_user(db)
-    async with db.kw["bind"].begin() as conn:
-        [added], _ = await insert_with_children(
-            conn, Document, [document(owner, "7" * 64)], JobRun, lambda row: []
-        )
+    added = await a_stored_document(db, await a_user(db), "7" * 64)
     async with db() as session:
         assert await load(session, Document, added.id + 1000) is None
         loaded = await load(session, Document, added.id)
