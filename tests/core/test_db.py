@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, inspect, select
-from sqlalchemy.exc import IntegrityError, MissingGreenlet
+from sqlalchemy.exc import IntegrityError, InvalidRequestError, MissingGreenlet
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import DetachedInstanceError
 
@@ -220,9 +220,7 @@ async def test_load_gives_the_row_as_the_session_s_own_and_its_changes_are_writt
     await only_a_change_is_written(db, take_up)
 
 
-async def test_load_of_a_missing_row_is_none_and_a_relationship_is_not_read_silently(
-    db: Db,
-) -> None:
+async def test_load_of_a_missing_row_is_none_and_nothing_is_read_silently(db: Db) -> None:
     added = await a_stored_document(db, await a_user(db), "7" * 64)
     async with db() as session:
         assert await load(session, Document, added.id + 1000) is None
@@ -231,3 +229,6 @@ async def test_load_of_a_missing_row_is_none_and_a_relationship_is_not_read_sile
         # Never loaded: an async session refuses to load it behind the caller's back.
         with pytest.raises(MissingGreenlet):
             _ = loaded.steps
+        # A row the session holds already is not made into a second instance.
+        with pytest.raises(InvalidRequestError, match="already present"):
+            await load(session, Document, added.id)

@@ -192,7 +192,8 @@ async def add_all_unless_exist(
 async def load(session: AsyncSession, model: type[_T], primary_key: Any) -> _T | None:
     """The row of `model` with this (single-column) primary key, as a persistent
     instance in `session`; None when there is none. For a session that does not hold
-    the row yet, as a job's own session at its start.
+    the row yet, as a job's own session at its start: one that does refuses the second
+    instance with an error.
 
     `session.get` builds its query anew for each call and loads the row through the
     ORM's full machinery; this reads it with a statement built once per table, on the
