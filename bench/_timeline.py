@@ -41,8 +41,9 @@ async def one_document(
     """Two documents' timelines, one after the other on an otherwise idle system.
 
     `first` is the web process's and the workers' first document, which pays for what
-    each does once (statements compiled, connections opened); `warm` is the second,
-    sent `PAUSE_S` after the first is done: what a user's lone upload meets.
+    each does once (SQLAlchemy compiles each statement the first time it runs); `warm`
+    is the second, sent `PAUSE_S` after the first is done: what a user's lone upload
+    meets.
     """
     first = await _timeline(port, token, engine, mailbox, email, paths[0])
     await asyncio.sleep(PAUSE_S)
