@@ -4,14 +4,16 @@ policy would write it, its boundary in none of its bodies."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
+from email.headerregistry import Address
 from email.message import EmailMessage
 
 import pytest
 from aiosmtplib.email import flatten_message
 
 from docdigest.mail import message as mail_message
-from docdigest.mail.message import new_message, set_bodies
+from docdigest.mail.message import PARSED_HEADERS, POLICY, new_message, set_bodies
 
 TEXT = "Grüße, Zoë!\nThe summary: costs fell by 3 % = good news.\n" + "long line " * 40 + "\n"
 HTML = "<!doctype html>\n<p>Grüße, <b>Zoë</b>!</p>\n"
@@ -80,3 +82,43 @@ def test_each_header_kind_gets_one_class_however_often_it_is_set() -> None:
     assert type(first["To"]) is type(second["To"])
     assert type(first["Subject"]) is type(second["Subject"])
     assert type(first["To"]) is not type(first["Subject"])
+
+
+def test_a_value_set_before_gives_the_same_header_and_the_same_bytes() -> None:
+    first, second = built(), built()
+    for name in ("From", "To", "Subject", "Message-ID", "Date"):
+        assert second[name] is first[name]
+
+    # Headers parsed for an earlier message write out as the default policy's own.
+    ours, theirs = flatten_message(second), flatten_message(built(EmailMessage))
+    (our_boundary,) = boundaries(ours)
+    (their_boundary,) = boundaries(theirs)
+    assert ours.replace(our_boundary.encode(), b"B") == theirs.replace(
+        their_boundary.encode(), b"B"
+    )
+    # One message's value does not reach another's header.
+    third = built()
+    del third["To"]
+    third["To"] = "Someone Else <else@example.com>"
+    assert first["To"].addresses[0].username == "zoe"
+    assert third["To"].addresses[0].username == "else"
+
+
+def test_values_given_as_objects_are_made_into_headers_as_the_standard_does() -> None:
+    message = new_message()
+    message["Date"] = datetime(2026, 12, 5, 12, tzinfo=UTC)
+    message["To"] = [
+        Address("Zoë Example", "zoe", "example.com"),
+        Address("", "ann", "example.com"),
+    ]
+
+    assert message["Date"] == "Sat, 05 Dec 2026 12:00:00 +0000"
+    assert [a.display_name for a in message["To"].addresses] == ["Zoë Example", ""]
+
+
+def test_the_headers_kept_parsed_are_bounded_however_many_recipients_there_are() -> None:
+    for n in range(PARSED_HEADERS * 3):
+        new_message()["To"] = f"reader{n}@example.com"
+
+    kept = POLICY.header_factory._parsed.cache_info()  # type: ignore[attr-defined]
+    assert kept.currsize == PARSED_HEADERS
