@@ -25,9 +25,9 @@ from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from typing import Any
 
-#: How many recent header values the registry keeps parsed. A message sets 16, of which
-#: 11 are the same in every message: those stay, the rest (its recipient, date,
-#: Message-ID and boundary) come and go.
+#: How many recent header values the registry keeps parsed. A ready mail sets 16, of
+#: which 11 are the same in every one: those stay, the rest (its recipient, subject,
+#: date, Message-ID and boundary) come and go.
 PARSED_HEADERS = 128
 
 
