@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from docdigest.core.blanks import BlankFiles
+from docdigest.core.checkpoints import WalCheckpoints
 from docdigest.core.db import create_engine, create_sessionmaker
 from docdigest.core.errors import AppError
 from docdigest.core.health import router as health_router
@@ -54,6 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.token_check = TokenCheck(engine)
         app.state.blank_files = BlankFiles(settings.upload_tmp_dir)
         await app.state.blank_files.fill()
+        # Before the engine's first connection, which it tells not to checkpoint.
+        checkpoints = WalCheckpoints.start_for(engine)
         try:
             yield
         finally:
@@ -62,6 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.blank_files.close()
             await queue.aclose()
             await engine.dispose()
+            if checkpoints is not None:
+                await checkpoints.stop()
 
     app = FastAPI(title="docdigest", lifespan=lifespan, max_body_size=MAX_BODY_BYTES)
     app.state.settings = settings

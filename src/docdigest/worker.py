@@ -11,6 +11,7 @@ from typing import Any
 from arq.cron import CronJob, cron
 from arq.worker import Function, Worker
 
+from docdigest.core.checkpoints import WalCheckpoints
 from docdigest.core.db import create_engine, create_sessionmaker
 from docdigest.core.heap import freeze_startup_heap
 from docdigest.core.logging import configure_logging
@@ -66,6 +67,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
 
     async def startup(ctx: dict[str, Any]) -> None:
         engine = create_engine(settings.database_url)
+        ctx["checkpoints"] = WalCheckpoints.start_for(engine)
         ctx["engine"] = engine
         ctx["settings"] = settings
         ctx["sessionmaker"] = create_sessionmaker(engine, queue=ctx["redis"], settings=settings)
@@ -94,6 +96,8 @@ def worker_options(settings: Settings) -> dict[str, Any]:
             await worker_stopped(ctx, settings)
         if "engine" in ctx:
             await ctx["engine"].dispose()
+        if ctx.get("checkpoints") is not None:
+            await ctx["checkpoints"].stop()
 
     # Before the heap is frozen, and before the first document needs them.
     load_summarizers(settings)
