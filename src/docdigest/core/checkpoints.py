@@ -10,11 +10,11 @@ A checkpoint needs no write lock. SQLite lets one copy the log while writers go 
 appending to it (a "passive" checkpoint), but the log starts over only once a writer
 finds it all copied, and with writers appending all the while it never is: the log
 would grow for as long as the writes go on. So each second a process that writes
-copies the log in two goes: first beside its writers, then, with its writers held
-back, the few pages they appended meanwhile, a copy short enough not to be felt.
-Its next writer then starts the log over. Other processes write on meanwhile; a
-second that one of them appends in the short copy leaves the log to grow until the
-next, and SQLite checkpoints once more when the last connection closes.
+copies the log beside its writers, and its next writer copies the few pages appended
+meanwhile, in the hand-off of its first statement (`core/sqlite.py`), then finds the
+log all copied and starts it over. A writer of another process that appends between
+the two leaves the log to grow until the next second; SQLite checkpoints once more
+when the last connection closes.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from docdigest.core.sqlite import write_lock
+from docdigest.core.sqlite import log_copied
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +78,15 @@ class WalCheckpoints:
             self._connection.close()
 
     async def checkpoint(self) -> None:
-        """Copy the log into the database; the next writer starts it over."""
+        """Copy the log into the database; the next writer copies what was appended
+        meanwhile and starts the log over."""
         try:
             await asyncio.to_thread(self._passive)
-            async with write_lock(self.database):
-                await asyncio.to_thread(self._passive)
         except sqlite3.Error as exc:
             # Another try comes in a moment; meanwhile the log only grows.
             log.warning("WAL checkpoint failed", extra={"error": str(exc)})
+            return
+        log_copied(self.database)
 
     async def _run(self) -> None:
         while not self._stopping.is_set():

@@ -21,6 +21,11 @@ event loop, so first come, first served) before the statement that opens a write
 transaction, and gives it back at COMMIT or ROLLBACK. The busy handler still
 arbitrates between processes (the web app and the workers).
 
+And it finishes what a background checkpoint began (`core/checkpoints.py`): the first
+writer after one copies the few pages appended meanwhile, in its own hand-off, before
+it opens its transaction. With no other writer of the process between that copy and
+its transaction, it finds the log all copied and starts it over.
+
 Everything else is SQLAlchemy's aiosqlite dialect. `create_engine` picks it for
 every `sqlite+aiosqlite` URL.
 """
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import sqlite3
 import weakref
 from typing import Any, cast
@@ -53,6 +59,15 @@ _write_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asy
 )
 
 
+#: Databases whose log a background checkpoint has copied since their last writer.
+_copied_in_background: set[str] = set()
+
+
+def log_copied(database: str) -> None:
+    """A checkpoint copied `database`'s log: its next writer copies the rest."""
+    _copied_in_background.add(database)
+
+
 def write_lock(database: str) -> asyncio.Lock:
     """The lock this event loop's writers to `database` queue on."""
     locks = _write_locks.setdefault(asyncio.get_running_loop(), {})
@@ -64,9 +79,13 @@ def _opens_transaction(operation: str) -> bool:
 
 
 def _run(
-    connection: sqlite3.Connection, operation: str, parameters: Any, many: bool
+    connection: sqlite3.Connection, operation: str, parameters: Any, many: bool, copy_log: bool
 ) -> tuple[_Description, list[Any], int, int | None]:
     """One statement, start to finish, in the connection's own thread."""
+    if copy_log:
+        # The statement goes on whatever this gives: a copy is only worth a try.
+        with contextlib.suppress(sqlite3.Error):
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
     cursor = connection.cursor()
     try:
         if many:
@@ -123,12 +142,15 @@ class LeanCursor(AsyncAdapt_aiosqlite_cursor):
 
     async def _run(self, operation: Any, parameters: Any, *, many: bool) -> None:
         aio, adapted = self._connection, cast(LeanConnection, self._adapt_connection)
+        copy_log = False
         if not adapted.holds_write_lock and _opens_transaction(operation):
             await adapted.take_write_lock()
+            copy_log = adapted.database in _copied_in_background
+            _copied_in_background.discard(adapted.database)
         try:
             async with adapted._execute_mutex:
                 description, rows, rowcount, lastrowid = await aio._execute(
-                    _run, aio._conn, operation, parameters, many
+                    _run, aio._conn, operation, parameters, many, copy_log
                 )
         finally:
             if not adapted.in_transaction():
