@@ -8,7 +8,9 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
+import aiosqlite
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -16,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from docdigest.core.checkpoints import TASK_NAME, WalCheckpoints
 from docdigest.core.db import create_engine
 from docdigest.core.queue import connect_queue
+from docdigest.core.sqlite import log_copied
 from docdigest.main import create_app
 from docdigest.settings import Settings
 from docdigest.worker import worker_options
@@ -103,6 +106,33 @@ async def test_a_checkpoint_copies_the_log_and_the_next_writer_starts_it_over(
         assert _size(db_path) > 4 * MB
         await _write(engine)
         assert _size(_wal(db_path)) <= wal_size
+    finally:
+        await checkpoints.stop()
+
+
+async def test_the_first_writer_after_a_copy_finishes_it_in_its_own_hand_off(
+    engine: AsyncEngine, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpoints = WalCheckpoints.start_for(engine, every_s=3600)
+    assert checkpoints is not None
+    calls: list[str] = []
+    original = aiosqlite.Connection._execute
+
+    async def counting(self: aiosqlite.Connection, fn: Callable[..., Any], *a: Any) -> Any:
+        calls.append(fn.__name__)
+        return await original(self, fn, *a)
+
+    try:
+        await _write(engine)
+        monkeypatch.setattr(aiosqlite.Connection, "_execute", counting)
+        await _write(engine, rows=1)
+        assert _size(db_path) < MB
+        plain = list(calls)
+        calls.clear()
+        log_copied(checkpoints.database)  # as a background checkpoint does
+        await _write(engine, rows=1)
+        assert _size(db_path) > 4 * MB
+        assert calls == plain
     finally:
         await checkpoints.stop()
 
