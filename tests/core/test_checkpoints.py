@@ -41,6 +41,15 @@ async def engine(db_path: Path) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
+@pytest.fixture
+async def idle_checkpoints(engine: AsyncEngine) -> AsyncIterator[WalCheckpoints]:
+    """Checkpoints started for `engine`, whose own turn does not come in a test."""
+    checkpoints = WalCheckpoints.start_for(engine, every_s=3600)
+    assert checkpoints is not None
+    yield checkpoints
+    await checkpoints.stop()
+
+
 async def _write(engine: AsyncEngine, rows: int = ROWS) -> None:
     async with engine.begin() as conn:
         await conn.execute(text("CREATE TABLE IF NOT EXISTS blobs (data BLOB)"))
@@ -81,40 +90,31 @@ async def test_by_default_a_commit_copies_the_log_into_the_database(
 
 
 async def test_with_checkpoints_beside_them_the_commits_leave_the_log_alone(
-    engine: AsyncEngine, db_path: Path
+    engine: AsyncEngine, db_path: Path, idle_checkpoints: WalCheckpoints
 ) -> None:
-    checkpoints = WalCheckpoints.start_for(engine, every_s=3600)
-    assert checkpoints is not None
-    try:
-        await _write(engine)
-        assert _size(db_path) < MB
-        assert _size(_wal(db_path)) > 4 * MB
-        assert await _autocheckpoint(engine) == 0
-    finally:
-        await checkpoints.stop()
+    await _write(engine)
+    assert _size(db_path) < MB
+    assert _size(_wal(db_path)) > 4 * MB
+    assert await _autocheckpoint(engine) == 0
 
 
 async def test_a_checkpoint_copies_the_log_and_the_next_writer_starts_it_over(
-    engine: AsyncEngine, db_path: Path
+    engine: AsyncEngine, db_path: Path, idle_checkpoints: WalCheckpoints
 ) -> None:
-    checkpoints = WalCheckpoints.start_for(engine, every_s=3600)
-    assert checkpoints is not None
-    try:
-        await _write(engine)
-        wal_size = _size(_wal(db_path))
-        await checkpoints.checkpoint()
-        assert _size(db_path) > 4 * MB
-        await _write(engine)
-        assert _size(_wal(db_path)) <= wal_size
-    finally:
-        await checkpoints.stop()
+    await _write(engine)
+    wal_size = _size(_wal(db_path))
+    await idle_checkpoints.checkpoint()
+    assert _size(db_path) > 4 * MB
+    await _write(engine)
+    assert _size(_wal(db_path)) <= wal_size
 
 
 async def test_the_first_writer_after_a_copy_finishes_it_in_its_own_hand_off(
-    engine: AsyncEngine, db_path: Path, monkeypatch: pytest.MonkeyPatch
+    engine: AsyncEngine,
+    db_path: Path,
+    idle_checkpoints: WalCheckpoints,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    checkpoints = WalCheckpoints.start_for(engine, every_s=3600)
-    assert checkpoints is not None
     calls: list[str] = []
     original = aiosqlite.Connection._execute
 
@@ -122,19 +122,16 @@ async def test_the_first_writer_after_a_copy_finishes_it_in_its_own_hand_off(
         calls.append(fn.__name__)
         return await original(self, fn, *a)
 
-    try:
-        await _write(engine)
-        monkeypatch.setattr(aiosqlite.Connection, "_execute", counting)
-        await _write(engine, rows=1)
-        assert _size(db_path) < MB
-        plain = list(calls)
-        calls.clear()
-        log_copied(checkpoints.database)  # as a background checkpoint does
-        await _write(engine, rows=1)
-        assert _size(db_path) > 4 * MB
-        assert calls == plain
-    finally:
-        await checkpoints.stop()
+    await _write(engine)
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counting)
+    await _write(engine, rows=1)
+    assert _size(db_path) < MB
+    plain = list(calls)
+    calls.clear()
+    log_copied(idle_checkpoints.database)  # as a background checkpoint does
+    await _write(engine, rows=1)
+    assert _size(db_path) > 4 * MB
+    assert calls == plain
 
 
 async def test_the_log_stays_bounded_while_writes_go_on(engine: AsyncEngine, db_path: Path) -> None:
