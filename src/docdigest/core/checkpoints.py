@@ -20,7 +20,6 @@ when the last connection closes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 from typing import Any
@@ -28,7 +27,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from docdigest.core.sqlite import log_copied
+from docdigest.core.sqlite import PASSIVE_CHECKPOINT, log_copied
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +88,12 @@ class WalCheckpoints:
         log_copied(self.database)
 
     async def _run(self) -> None:
-        while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
+        while True:
+            try:
                 await asyncio.wait_for(self._stopping.wait(), self.every_s)
                 return
-            await self.checkpoint()
+            except TimeoutError:
+                await self.checkpoint()
 
     def _passive(self) -> None:
         if self._connection is None:
@@ -101,7 +101,7 @@ class WalCheckpoints:
                 self.database, check_same_thread=False, isolation_level=None
             )
         # SQLite releases the GIL while it copies and syncs.
-        self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        self._connection.execute(PASSIVE_CHECKPOINT).fetchall()
 
 
 def _no_checkpoints_at_commit(dbapi_connection: Any, _record: Any) -> None:

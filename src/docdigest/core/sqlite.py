@@ -59,6 +59,8 @@ _write_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asy
 )
 
 
+#: Copies what it can of the log into the database, beside the writers.
+PASSIVE_CHECKPOINT = "PRAGMA wal_checkpoint(PASSIVE)"
 #: Databases whose log a background checkpoint has copied since their last writer.
 _copied_in_background: set[str] = set()
 
@@ -85,7 +87,7 @@ def _run(
     if copy_log:
         # The statement goes on whatever this gives: a copy is only worth a try.
         with contextlib.suppress(sqlite3.Error):
-            connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            connection.execute(PASSIVE_CHECKPOINT).fetchall()
     cursor = connection.cursor()
     try:
         if many:
