@@ -128,7 +128,10 @@ async def test_a_deferred_job_starts_at_its_time_though_the_claim_waits_for_a_pu
     async with _worker(settings, max_jobs=1):
         await eventually(lambda: _blocked_with_a_claim_behind(queue))
         async with db(info={"queue": queue}) as session:
-            later = await enqueue(session, note, n=2, defer_by=timedelta(milliseconds=500))
+            # Its time runs from here, and `n=1`'s from the push after the commit: were
+            # the commit slower than the deferral, `later` would be due first and pushed
+            # with a wake-up of its own. Two seconds leave a loaded machine room.
+            later = await enqueue(session, note, n=2, defer_by=timedelta(seconds=2))
             await enqueue(session, note, n=1)  # its push wakes the worker, who learns of `later`
             await commit(session)
         await _succeeds(db, later.id)
