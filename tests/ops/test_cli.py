@@ -105,11 +105,18 @@ def test_help_lists_every_command() -> None:
 
 def serving_processes(web: subprocess.Popen[str]) -> list[psutil.Process]:
     """The uvicorn processes that serve requests under `docdigest web --workers N`."""
-    return [
-        p
-        for p in psutil.Process(web.pid).children()
-        if "spawn_main" in " ".join(p.cmdline()) and p.status() != psutil.STATUS_ZOMBIE
-    ]
+    return [p for p in psutil.Process(web.pid).children() if _serves(p)]
+
+
+def _serves(process: psutil.Process) -> bool:
+    # A child that dies between the listing and these reads (one the supervisor has
+    # just killed) serves nothing: psutil raises ZombieProcess or NoSuchProcess.
+    try:
+        return "spawn_main" in " ".join(process.cmdline()) and (
+            process.status() != psutil.STATUS_ZOMBIE
+        )
+    except psutil.NoSuchProcess:
+        return False
 
 
 def test_a_web_process_stalled_for_seconds_keeps_its_requests(stack_env: dict[str, str]) -> None:
