@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from docdigest.core.db import commit
 from docdigest.jobs import JobContext, enqueue, job
+from docdigest.jobs.claim import ClaimedRead
 from docdigest.jobs.models import JobStatus
-from docdigest.jobs.wakeup import ClaimedRead
 from docdigest.settings import Settings
 from tests.conftest import RunWorker
 from tests.jobs.conftest import commands_during, load

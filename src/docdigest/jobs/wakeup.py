@@ -11,200 +11,39 @@ traffic while idle beyond a few commands per `poll_delay` (the fallback for
 deferred jobs). A worker also polls again as soon as one of its jobs finishes, so
 under load it never sits out a poll delay while the queue is full.
 
-A job's end (Arq's `finish_job`: its result stored, its keys removed, its queue
-entry gone) is written together with those of the worker's other jobs that end
-meanwhile, in one MULTI/EXEC: under load, one round trip for many jobs.
+What a claim takes and reads is in `claim`; a job's end is written with those of
+the worker's other jobs that end meanwhile (`finish`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
-import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from signal import Signals
-from types import TracebackType
 from typing import Any
 
-from arq.constants import (
-    abort_jobs_ss,
-    in_progress_key_prefix,
-    job_key_prefix,
-    result_key_prefix,
-    retry_key_prefix,
-)
-from arq.utils import to_ms
+from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix, retry_key_prefix
 from arq.worker import Worker
-from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError, RedisError
 
 from docdigest.core.batch import GroupCommit
+from docdigest.jobs.claim import (
+    CLAIM_SCRIPT,
+    CLAIM_SHA,
+    CLAIMED_FIELDS,
+    answering_claimed_reads,
+    with_claimed_read,
+)
+from docdigest.jobs.finish import Finish, queue_finish
 
 log = logging.getLogger("docdigest.jobs")
 
 WAKE_TOKENS_MAX = 64
-
-# Claim up to ARGV[2] due jobs for this worker in one round trip: walk the due part
-# of the queue from its head, skip jobs another worker holds (Arq's in-progress key,
-# which every Arq worker respects) and set that key on each job taken. For each job
-# taken it also does Arq's first read of a job (`Worker.run_job`: the job, its try
-# count incremented, and its abort request removed), which would otherwise cost the
-# job a round trip of its own before it starts. Returns, per job, its id, score and
-# those four answers, then the queue's length (a burst worker stops at zero).
-#
-# An armed claim (`WakeUpWorker._armed_round`) names a second key, its worker's stop
-# mark, and no clock: it runs the moment the worker's BLPOP before it returns, so it
-# reads Redis's clock then, and it takes nothing when the stop mark is set.
-_CLAIM_SCRIPT = """
-local queue, now, slots, prefix = KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local ttl, offset, scan = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
-local job_prefix, retry_prefix, abort_set = ARGV[7], ARGV[8], ARGV[9]
-local taken = {}
-if KEYS[2] then
-  if redis.call('DEL', KEYS[2]) == 1 then return {taken, redis.call('ZCARD', queue)} end
-  local clock = redis.call('TIME')
-  now = clock[1] .. string.format('%03d', math.floor(tonumber(clock[2]) / 1000))
-end
-while slots > 0 and scan > 0 do
-  local due = redis.call('ZRANGEBYSCORE', queue, '-inf', now, 'WITHSCORES',
-                         'LIMIT', offset, math.min(scan, 100))
-  if #due == 0 then break end
-  for i = 1, #due, 2 do
-    local id = due[i]
-    if slots > 0 and redis.call('SET', prefix .. id, '1', 'NX', 'PX', ttl) then
-      local retry = retry_prefix .. id
-      taken[#taken + 1] = id
-      taken[#taken + 1] = due[i + 1]
-      taken[#taken + 1] = redis.call('GET', job_prefix .. id)
-      taken[#taken + 1] = redis.call('INCR', retry)
-      taken[#taken + 1] = redis.call('EXPIRE', retry, 88400)
-      taken[#taken + 1] = abort_set ~= '' and redis.call('ZREM', abort_set, id) or 0
-      slots = slots - 1
-    end
-  end
-  offset = offset + #due / 2
-  scan = scan - #due / 2
-end
-return {taken, redis.call('ZCARD', queue)}
-"""
-_CLAIM_SHA = hashlib.sha1(_CLAIM_SCRIPT.encode()).hexdigest()
-_CLAIMED_FIELDS = 6
-
-#: A job's first read, done by the claim, for `run_job` of that job's task to take.
-_claimed_read: contextvars.ContextVar[ClaimedRead | None] = contextvars.ContextVar(
-    "claimed_read", default=None
-)
-
-
-class ClaimedRead:
-    """What Arq's `run_job` reads first, answered from the claim instead of Redis.
-
-    `run_job` opens a MULTI pipeline and queues GET of the job, INCR and EXPIRE of
-    its try counter and, when aborts are allowed, ZREM of it from the abort set. The
-    claim script did exactly those, so this pipeline checks that the same commands
-    are queued and answers them without a round trip. Any other command sequence is
-    an Arq this was not written for, and fails loudly rather than count a try twice.
-    """
-
-    def __init__(self, job_id: str, answers: list[Any], abort: bool) -> None:
-        self.expected = [
-            ("get", job_key_prefix + job_id),
-            ("incr", retry_key_prefix + job_id),
-            ("expire", retry_key_prefix + job_id),
-        ]
-        if abort:
-            self.expected.append(("zrem", abort_jobs_ss))
-        self.answers = answers[: len(self.expected)]
-        self.queued: list[tuple[str, str]] = []
-
-    async def __aenter__(self) -> ClaimedRead:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
-
-    def _queue(self, command: str, key: str) -> ClaimedRead:
-        self.queued.append((command, key))
-        return self
-
-    def get(self, key: str) -> ClaimedRead:
-        return self._queue("get", key)
-
-    def incr(self, key: str) -> ClaimedRead:
-        return self._queue("incr", key)
-
-    def expire(self, key: str, _seconds: int) -> ClaimedRead:
-        return self._queue("expire", key)
-
-    def zrem(self, key: str, *_members: str) -> ClaimedRead:
-        return self._queue("zrem", key)
-
-    async def execute(self) -> list[Any]:
-        if self.queued != self.expected:
-            raise RuntimeError(
-                f"Arq's first read of a job changed ({self.queued} instead of "
-                f"{self.expected}); the claim script answers only the latter"
-            )
-        return self.answers
-
-
-def _answering_claimed_reads(pipeline: Callable[..., Any]) -> Callable[..., Any]:
-    """The pool's `pipeline`, except that a job's first one in `run_job` is its claimed read."""
-
-    def claimed_or_real(*args: Any, **kwargs: Any) -> Any:
-        read = _claimed_read.get()
-        if read is None:
-            return pipeline(*args, **kwargs)
-        _claimed_read.set(None)  # only the first pipeline of the job's task
-        return read
-
-    return claimed_or_real
-
-
-@dataclass(frozen=True)
-class _Finish:
-    """Arq's `finish_job` arguments for one job."""
-
-    job_id: str
-    finish: bool
-    result_data: bytes | None
-    result_timeout_s: float | None
-    keep_result_forever: bool
-    incr_score: int | None
-    keep_in_progress: float | None
-
-
-def _queue_finish(tr: Pipeline, queue_name: str, end: _Finish) -> None:
-    """The commands of Arq's `finish_job` for one job (Arq 0.26-0.28), queued on `tr`."""
-    in_progress_key = in_progress_key_prefix + end.job_id
-    delete_keys = []
-    if end.keep_in_progress is None:
-        delete_keys.append(in_progress_key)
-    else:
-        tr.pexpire(in_progress_key, to_ms(end.keep_in_progress))
-    if end.finish:
-        if end.result_data:
-            expire = None if end.keep_result_forever else end.result_timeout_s
-            tr.set(result_key_prefix + end.job_id, end.result_data, px=to_ms(expire))
-        delete_keys += [retry_key_prefix + end.job_id, job_key_prefix + end.job_id]
-        tr.zrem(abort_jobs_ss, end.job_id)
-        tr.zrem(queue_name, end.job_id)
-    elif end.incr_score:
-        tr.zincrby(queue_name, end.incr_score, end.job_id)
-    if delete_keys:
-        tr.delete(*delete_keys)
-
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -251,7 +90,7 @@ class WakeUpWorker(Worker):
         self._listener: asyncio.Task[None] | None = None
         self._next_abort_check = 0.0
         self._queued = 0  # the queue's length at the last claim
-        self._ends: GroupCommit[_Finish, None] = GroupCommit(self._write_ends)
+        self._ends: GroupCommit[Finish, None] = GroupCommit(self._write_ends)
         # Slots that claims in flight may fill: the poll loop's and the listener's
         # claim for the same free slots, so each holds its own until it is answered.
         self._held = 0
@@ -307,7 +146,7 @@ class WakeUpWorker(Worker):
 
     async def _claim(self, slots: int) -> int:
         """Claim up to `slots` due jobs by this worker's clock and start them."""
-        claim = self.pool.register_script(_CLAIM_SCRIPT)
+        claim = self.pool.register_script(CLAIM_SCRIPT)
         arguments = self._claim_arguments(now_ms(), slots)
         self._held += slots
         try:
@@ -319,12 +158,11 @@ class WakeUpWorker(Worker):
     async def _start_claimed(self, claimed: list[Any]) -> int:
         """Start a task for each job a claim took; returns how many it took."""
         taken, self._queued = claimed
-        for at in range(0, len(taken), _CLAIMED_FIELDS):
-            job_id_b, score, *answers = taken[at : at + _CLAIMED_FIELDS]
+        for at in range(0, len(taken), CLAIMED_FIELDS):
+            job_id_b, score, *answers = taken[at : at + CLAIMED_FIELDS]
             job_id = job_id_b.decode()
             # The job's task starts with its first read in hand (see ClaimedRead).
-            context = contextvars.copy_context()
-            context.run(_claimed_read.set, ClaimedRead(job_id, answers, self.allow_abort_jobs))
+            context = with_claimed_read(job_id, answers, self.allow_abort_jobs)
             # Free (the claim took no more jobs than free slots), so this returns
             # without giving the loop a turn: the slot counts stay exact.
             await self.sem.acquire()
@@ -332,7 +170,7 @@ class WakeUpWorker(Worker):
             task = self.loop.create_task(self.run_job(job_id, int(float(score))), context=context)
             task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
             self.tasks[job_id] = task
-        return len(taken) // _CLAIMED_FIELDS
+        return len(taken) // CLAIMED_FIELDS
 
     def handle_sig_wait_for_completion(self, signum: Signals) -> None:
         """Arq's graceful stop, which picks no more jobs: nor does the armed claim."""
@@ -357,7 +195,7 @@ class WakeUpWorker(Worker):
     ) -> None:
         """Arq's `finish_job`, in one MULTI/EXEC with the ends of the worker's other
         jobs that arrive while a write is in flight (a lone end is written at once)."""
-        end = _Finish(
+        end = Finish(
             job_id,
             finish,
             result_data,
@@ -368,10 +206,10 @@ class WakeUpWorker(Worker):
         )
         await self._ends.submit(end)
 
-    async def _write_ends(self, ends: Sequence[_Finish]) -> list[None]:
+    async def _write_ends(self, ends: Sequence[Finish]) -> list[None]:
         async with self.pool.pipeline(transaction=True) as tr:
             for end in ends:
-                _queue_finish(tr, self.queue_name, end)
+                queue_finish(tr, self.queue_name, end)
             await tr.execute()
         return [None] * len(ends)
 
@@ -388,7 +226,7 @@ class WakeUpWorker(Worker):
                 expires_extra_ms=self.expires_extra_ms,
             )
         pool: Any = self._pool
-        pool.pipeline = _answering_claimed_reads(pool.pipeline)
+        pool.pipeline = answering_claimed_reads(pool.pipeline)
         log.info("worker starting for %d functions", len(self.functions))
         self.ctx["redis"] = self.pool
         if self.on_startup:
@@ -476,11 +314,11 @@ class WakeUpWorker(Worker):
             async with self.pool.pipeline(transaction=False) as pipe:
                 pipe.blpop([key, self._stop_key], timeout=self._block_s)
                 keys = [self.queue_name, self._stop_key]
-                pipe.evalsha(_CLAIM_SHA, 2, *keys, *self._claim_arguments("", slots))
+                pipe.evalsha(CLAIM_SHA, 2, *keys, *self._claim_arguments("", slots))
                 popped, claimed = await pipe.execute(raise_on_error=False)
             if isinstance(claimed, NoScriptError):
                 # Redis lost the script (a restart): nothing was claimed this round.
-                await self.pool.script_load(_CLAIM_SCRIPT)
+                await self.pool.script_load(CLAIM_SCRIPT)
                 claimed = [[], self._queued]
             elif isinstance(claimed, Exception):
                 raise claimed
