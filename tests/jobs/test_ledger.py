@@ -11,7 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from docdigest.core.db import commit, create_engine, utcnow
-from docdigest.jobs.ledger import IDLE_FLUSH_S, MAX_BATCH_NOTES, Ended, Ledger, Started
+from docdigest.jobs.ledger import IDLE_FLUSH_S, MAX_BATCH_NOTES, Ledger
+from docdigest.jobs.ledger_batch import Ended, Started
 from docdigest.jobs.models import AttemptOutcome, JobAttempt, JobRun, JobStatus
 from docdigest.settings import Settings
 from tests.jobs.conftest import eventually, load, status_is

@@ -18,7 +18,8 @@ from arq import Retry
 from docdigest.core.db import commit, rollback, utcnow
 from docdigest.jobs import metrics
 from docdigest.jobs.context import JobContext, current_job_id, request_id
-from docdigest.jobs.ledger import Ended, Ledger, Started
+from docdigest.jobs.ledger import Ledger
+from docdigest.jobs.ledger_batch import Ended, Started
 from docdigest.jobs.models import AttemptOutcome, JobStatus
 from docdigest.jobs.redact import redact
 from docdigest.jobs.retry import RetryPolicy, will_retry
