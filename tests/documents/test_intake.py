@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from docdigest.documents.intake import Intake
 from docdigest.documents.models import Document, DocumentStatus
+from docdigest.documents.received import ReceivedFile
 from docdigest.documents.sniff import TEXT
 from docdigest.documents.storage import Storage
-from docdigest.documents.upload import ReceivedFile
 from docdigest.jobs.models import JobRun
 from docdigest.settings import Settings
 from tests.conftest import RunWorker, record_statements

@@ -20,15 +20,10 @@ from docdigest.core.blanks import BlankFiles
 from docdigest.core.disk import on_local_disk
 from docdigest.documents.intake import Intake
 from docdigest.documents.models import Document
+from docdigest.documents.received import INLINE_BYTES, FileSink, ReceivedFile
 from docdigest.documents.sniff import HTML, TEXT
 from docdigest.documents.storage import Storage
-from docdigest.documents.upload import (
-    FLUSH_BYTES,
-    INLINE_BYTES,
-    MAX_PARTS,
-    ReceivedFile,
-    _Sink,
-)
+from docdigest.documents.upload import FLUSH_BYTES, MAX_PARTS
 from docdigest.main import MAX_BODY_BYTES
 from docdigest.settings import Settings
 from tests import pagecache
@@ -415,9 +410,9 @@ def file_threads(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
     """The threads that wrote each received file, renamed it into storage and made a
     directory for either."""
     threads: dict[str, list[str]] = {"write": [], "move": [], "mkdir": []}
-    write, replace, mkdir = _Sink._write, Path.replace, Path.mkdir
+    write, replace, mkdir = FileSink._write, Path.replace, Path.mkdir
 
-    def recorded_write(sink: _Sink, data: bytearray, last: bool) -> None:
+    def recorded_write(sink: FileSink, data: bytearray, last: bool) -> None:
         threads["write"].append(threading.current_thread().name)
         write(sink, data, last)
 
@@ -429,7 +424,7 @@ def file_threads(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
         threads["mkdir"].append(threading.current_thread().name)
         mkdir(path, *args, **kwargs)
 
-    monkeypatch.setattr(_Sink, "_write", recorded_write)
+    monkeypatch.setattr(FileSink, "_write", recorded_write)
     monkeypatch.setattr(Path, "replace", recorded_replace)
     monkeypatch.setattr(Path, "mkdir", recorded_mkdir)
     return threads
@@ -516,7 +511,7 @@ async def test_a_large_upload_starts_for_the_disk_piece_by_piece(tmp_path: Path)
     file never leaves a pile of writes for one burst (nor queues them all at its end)."""
     pagecache.skip_unless_measurable(tmp_path)
     received = ReceivedFile(field="file", filename="large.bin", path=tmp_path / "large.part")
-    sink = _Sink(received, inspect=None, inline=False)
+    sink = FileSink(received, inspect=None, inline=False)
     first, rest = os.urandom(FLUSH_BYTES), os.urandom(FLUSH_BYTES // 2)
 
     sink.buffer += first

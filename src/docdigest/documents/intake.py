@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from docdigest.core.batch import STALLED_S, GroupCommit
 from docdigest.core.errors import AppError
+from docdigest.documents.received import ReceivedFile
 from docdigest.documents.service import Accepted, Stored, add_documents, check_upload
 from docdigest.documents.storage import Storage, new_key
-from docdigest.documents.upload import ReceivedFile
 from docdigest.jobs.enqueue import push_all
 from docdigest.settings import Settings
 

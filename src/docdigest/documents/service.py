@@ -18,9 +18,9 @@ from docdigest.documents import sniff
 from docdigest.documents.jobs import delete_document as delete_document_job
 from docdigest.documents.jobs import extract_text
 from docdigest.documents.models import Document, DocumentStatus
+from docdigest.documents.received import ReceivedFile
 from docdigest.documents.removal import remove_document, remove_user_documents
 from docdigest.documents.storage import Storage
-from docdigest.documents.upload import ReceivedFile
 from docdigest.jobs import Call, enqueue
 from docdigest.jobs.context import request_id
 from docdigest.jobs.enqueue import ledger_rows

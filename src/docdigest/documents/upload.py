@@ -3,21 +3,17 @@ is hashed and counted, so memory stays flat and the size cap holds mid-stream.
 
 Starlette's `request.form()` would spool the whole body first (and parse it
 again for `UploadFile`); here python-multipart's push parser is fed
-`request.stream()` chunk by chunk.
+`request.stream()` chunk by chunk, and each file part's bytes go to its
+`FileSink` (`documents/received.py`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import hashlib
-import os
 import re
 import unicodedata
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
 
 from fastapi import Request
@@ -25,9 +21,10 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 from docdigest.core.blanks import BlankFiles
-from docdigest.core.disk import making_parent, on_local_disk, start_writeback
+from docdigest.core.disk import on_local_disk
 from docdigest.core.errors import AppError, BadRequest, PayloadTooLarge, Unprocessable
 from docdigest.core.ids import new_id
+from docdigest.documents.received import FileSink, Inspect, ReceivedFile
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
@@ -40,17 +37,10 @@ MAX_FIELD_BYTES = 4096
 #: (Each part's headers are bounded by the parser: 8 of at most 4,224 bytes each.)
 MAX_PARTS = MAX_FILES + 16
 FLUSH_BYTES = 1024 * 1024
-#: A whole file up to this size is written, hashed and sniffed on the event loop when the
-#: temporary directory is on a local disk (under a millisecond for 256 KB): under load a
-#: hand-off to a thread costs more than that, in threads waking each other for the GIL
-#: (docs/performance.md, "a seventh machine").
-INLINE_BYTES = 256 * 1024
 MAX_NAME_CHARS = 255
 # Bidirectional overrides and isolates can make "gpj.exe" display as "exe.jpg".
 _BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _EXTENDED_NAME = re.compile(r"filename\*\s*=\s*([\w-]*)'[^']*'([^;\s]+)", re.I)
-
-Inspect = Callable[[Path], str]
 
 
 def display_name(raw: str | None) -> str:
@@ -70,19 +60,6 @@ def display_name(raw: str | None) -> str:
         keep = suffix if dot and len(suffix) <= 16 else ""
         name = name[: MAX_NAME_CHARS - len(keep) - 1].rstrip() + ("." + keep if keep else "")
     return name
-
-
-@dataclass
-class ReceivedFile:
-    """One file part, written to `path` (removed by whoever consumes it)."""
-
-    field: str
-    filename: str
-    path: Path
-    size: int = 0
-    sha256: str = ""
-    content_type: str | None = None  # what `inspect` found, when one was given
-    error: AppError | None = None
 
 
 @dataclass
@@ -155,98 +132,6 @@ def _too_large(limit: int) -> str:
     return f"file is larger than the upload limit of {limit // (1024 * 1024)} MB"
 
 
-class _Sink:
-    """One file being received: bytes gather in a buffer, and each full buffer is hashed
-    and written in a thread while the event loop goes on receiving and parsing the next.
-
-    At most one write is in flight, so a file holds two buffers of memory at most. The
-    file is created by the first write (or was made ahead: `blank`, an unnamed file
-    named by the last write), and the last write also closes it and runs `inspect` on
-    it. A file of at most INLINE_BYTES is all one write, done on the loop when `inline`
-    says the disk allows it.
-    """
-
-    def __init__(
-        self,
-        received: ReceivedFile,
-        inspect: Inspect | None,
-        inline: bool,
-        blank: int | None = None,
-    ) -> None:
-        self.received = received
-        self.inspect = inspect
-        self.inline = inline
-        self.blank = blank
-        self.unnamed = False
-        self.handle: BinaryIO | None = None
-        self.hash = hashlib.sha256()
-        self.buffer = bytearray()
-        self.writing: asyncio.Future[None] | None = None
-        self.ended = False
-        self.written = 0
-
-    def _write(self, data: bytearray, last: bool) -> None:
-        if self.handle is None:
-            self.handle = self._open()
-        self.hash.update(data)
-        self.handle.write(data)
-        self.handle.flush()
-        # Each piece starts for the disk as it is written: a large file's writes are
-        # spread over its upload instead of piling up for one burst (core/disk.py).
-        start_writeback(self.handle.fileno(), self.written, len(data))
-        self.written += len(data)
-        if last:
-            if self.unnamed:
-                path, fd = self.received.path, self.handle.fileno()
-                making_parent(path, lambda: BlankFiles.name(fd, path))
-            self.handle.close()
-            self.received.sha256 = self.hash.hexdigest()
-            if self.inspect is not None:
-                self.received.content_type = self.inspect(self.received.path)
-
-    def _open(self) -> BinaryIO:
-        path = self.received.path
-        if self.blank is None:
-            return making_parent(path, lambda: path.open("wb"))
-        handle = os.fdopen(self.blank, "wb")
-        self.blank, self.unnamed = None, True
-        return handle
-
-    async def flush(self) -> None:
-        if self.writing is not None:
-            await self.writing
-            self.writing = None
-        if self.received.error is not None:
-            self.close_handle()
-            self.received.path.unlink(missing_ok=True)
-            return
-        if self.buffer or self.ended:
-            data, self.buffer = self.buffer, bytearray()
-            if self.inline and self.ended and self.handle is None and len(data) <= INLINE_BYTES:
-                self._write(data, last=True)
-                return
-            writing = asyncio.get_running_loop().run_in_executor(
-                None, self._write, data, self.ended
-            )
-            if self.ended:
-                await writing
-            else:
-                self.writing = writing
-
-    def close_handle(self) -> None:
-        if self.handle is not None:
-            self.handle.close()
-        elif self.blank is not None:
-            os.close(self.blank)
-            self.blank = None
-
-    async def close(self) -> None:
-        if self.writing is not None:
-            with contextlib.suppress(Exception):
-                await self.writing
-        self.close_handle()
-
-
 class _Receiver:
     """python-multipart callbacks that route each part to a temp file or a small field."""
 
@@ -269,9 +154,9 @@ class _Receiver:
         self._header_field = b""
         self._header_value = b""
         self._file: ReceivedFile | None = None
-        self._sink: _Sink | None = None
-        self._sinks: list[_Sink] = []
-        self._ready: list[_Sink] = []
+        self._sink: FileSink | None = None
+        self._sinks: list[FileSink] = []
+        self._ready: list[FileSink] = []
         self._field_name: str | None = None
         self._field_value = bytearray()
 
@@ -336,7 +221,7 @@ class _Receiver:
         self._file = ReceivedFile(field=name, filename=display_name(raw_name), path=path)
         self.form.files.append(self._file)
         blank = self.blanks.take() if self.blanks is not None else None
-        self._sink = _Sink(self._file, self.inspect, self.inline, blank)
+        self._sink = FileSink(self._file, self.inspect, self.inline, blank)
         self._sinks.append(self._sink)
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
