@@ -5,7 +5,7 @@ jobs are then written together with whatever other uploads are waiting, all or
 nothing, in one transaction (`core/batch.py`), and the jobs pushed to the queue once
 it commits. Under load that is most of an upload's database work paid once for many
 uploads; a lone upload is written at once, as before. The transaction is two Core
-statements on a connection, without a session (`core/db.py` `insert_with_children`).
+statements on a connection, without a session (`core/rows.py` `insert_with_children`).
 """
 
 from __future__ import annotations

@@ -31,7 +31,8 @@ from typing import Any
 
 from sqlalchemy import Select, bindparam, select
 
-from docdigest.core.db import commit, load, rollback
+from docdigest.core.db import commit, rollback
+from docdigest.core.rows import load
 from docdigest.documents import pipeline
 from docdigest.documents.extract import ExtractionFailed
 from docdigest.documents.models import Document, DocumentStatus, DocumentStep

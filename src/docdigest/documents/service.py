@@ -12,8 +12,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from docdigest.core.db import detached, insert_with_children, utcnow
+from docdigest.core.db import utcnow
 from docdigest.core.errors import AppError, Conflict, NotFound, Unprocessable, UnsupportedMediaType
+from docdigest.core.rows import detached, insert_with_children
 from docdigest.documents import sniff
 from docdigest.documents.jobs import delete_document as delete_document_job
 from docdigest.documents.jobs import extract_text
@@ -72,7 +73,7 @@ async def add_documents(
 ) -> tuple[list[Accepted | AppError], list[JobRun]]:
     """The documents for stored uploads, with their first jobs, in `conn`'s
     transaction: one insert for the documents and one for the jobs, without a session
-    (`core/db.py` `insert_with_children`). The caller commits, then pushes the jobs
+    (`core/rows.py` `insert_with_children`). The caller commits, then pushes the jobs
     returned.
 
     The same bytes uploaded again by the same user (before, or in this same batch)

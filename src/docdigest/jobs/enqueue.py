@@ -17,8 +17,9 @@ from redis.exceptions import NoScriptError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from docdigest.core.db import add_all_unless_exist, after_commit, utcnow
+from docdigest.core.db import after_commit, utcnow
 from docdigest.core.ids import new_id
+from docdigest.core.rows import add_all_unless_exist
 from docdigest.jobs.context import current_job_id, request_id
 from docdigest.jobs.models import JobRun, JobStatus
 from docdigest.jobs.wakeup import WAKE_TOKENS_MAX, due_ms, now_ms, wake_key

@@ -19,7 +19,8 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Executable, and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from docdigest.core.db import commit, dialect_insert, utcnow
+from docdigest.core.db import commit, utcnow
+from docdigest.core.rows import dialect_insert
 from docdigest.jobs import Transient
 from docdigest.jobs.context import current_job_id
 from docdigest.jobs.enqueue import settings_of

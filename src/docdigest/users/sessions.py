@@ -11,7 +11,8 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from docdigest.core.batch import STALLED_S, GroupCommit
-from docdigest.core.db import detached, lookup_connection, utcnow
+from docdigest.core.db import lookup_connection, utcnow
+from docdigest.core.rows import detached
 from docdigest.jobs.enqueue import settings_of
 from docdigest.users.models import AccessToken, LoginSession, User
 

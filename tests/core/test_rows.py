@@ -14,7 +14,8 @@ from sqlalchemy.exc import IntegrityError, InvalidRequestError, MissingGreenlet
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import DetachedInstanceError
 
-from docdigest.core.db import insert_with_children, load, utcnow
+from docdigest.core.db import utcnow
+from docdigest.core.rows import insert_with_children, load
 from docdigest.documents.models import Document, DocumentStep
 from docdigest.jobs.models import JobRun
 from docdigest.users.models import User
