@@ -255,3 +255,12 @@ def cores_busy(before: float | None, wall_s: float) -> float | None:
     if before is None or after is None or wall_s <= 0:
         return None
     return round((after - before) / wall_s, 2)
+
+
+def parts_used(
+    before: dict[str, float] | None, after: dict[str, float] | None
+) -> dict[str, float] | None:
+    """The CPU seconds of each part (`cpu_parts_s`) between two readings."""
+    if before is None or after is None:
+        return None
+    return {part: round(after[part] - before[part], 2) for part in after}

@@ -8,7 +8,9 @@ job ledger). Each worker runs one job at a time (DOCDIGEST_WORKER_MAX_JOBS=1), l
 the loop, so the comparison is lane for lane.
 
 The baseline is a plain loop over the same files in this process: the same sniffing,
-sandboxed extraction and extractive summary, with no web, queue or database.
+sandboxed extraction and extractive summary, with no web, queue or database
+(`bench/_plain.py`). Where a round's time went is read back after it
+(`bench/_readback.py`).
 
 Headline: 1 worker over the plain loop (target ≥ 0.85); 2 workers over 1 worker
 (target ≥ 1.7 on 2 cores; --full only, quick mode runs the 1-worker round alone).
@@ -27,12 +29,8 @@ very work with nothing else running — the reading beside `scaling_2_vs_1`.
 from __future__ import annotations
 
 import asyncio
-import json
 import mimetypes
 import os
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -46,6 +44,8 @@ from sqlalchemy import func, select
 import docdigest.models  # noqa: F401  (registers every table for create_all)
 from bench._corpus import cached, write_document
 from bench._loadgen import UPLOAD_CONTENT_TYPE, Connection, file_body, post
+from bench._plain import loop_pair, per_min, plain_loop
+from bench._readback import read_back
 from bench._servers import CountingMailbox, Served, bearer_token, smtp_server, uvicorn, workers
 from bench._timeline import one_document
 from bench.common import (
@@ -54,6 +54,7 @@ from bench.common import (
     cpu_parts_s,
     database,
     machine_busy_s,
+    parts_used,
     postgres_admin_url,
     private_redis,
     report,
@@ -61,13 +62,7 @@ from bench.common import (
     tree_cpu_s,
 )
 from docdigest.core.db import create_engine
-from docdigest.documents.extract import ExtractionFailed, Limits, extract_file
-from docdigest.documents.extract.sandbox import warm_up
-from docdigest.documents.models import Document, DocumentStatus, DocumentStep
-from docdigest.documents.sniff import sniff
-from docdigest.documents.summarize import summarize_extractive
-from docdigest.jobs.models import JobRun
-from docdigest.settings import Settings
+from docdigest.documents.models import Document, DocumentStatus
 from docdigest.users.models import User
 
 LOOP_RATIO = 0.85
@@ -75,92 +70,6 @@ SCALING = 1.7
 DONE = (DocumentStatus.READY, DocumentStatus.FAILED)
 #: How often a round checks whether its documents are done.
 POLL_S = 0.5
-
-
-async def plain_loop(corpus: list[Path]) -> dict[str, Any]:
-    """The same work, one file after another, in this process."""
-    settings = Settings()
-    limits = Limits.from_settings(settings)
-    warm_up()
-    failed = 0
-    extract_s = summarize_s = 0.0
-    busy_before, parts_before = machine_busy_s(), cpu_parts_s([os.getpid()])
-    started = time.perf_counter()
-    for path in corpus:
-        step_started = time.perf_counter()
-        try:
-            extracted = await extract_file(path, sniff(path), limits)
-        except ExtractionFailed:
-            failed += 1
-            continue
-        extracted_at = time.perf_counter()
-        await asyncio.to_thread(summarize_extractive, extracted.text, settings.summary_sentences)
-        extract_s += extracted_at - step_started
-        summarize_s += time.perf_counter() - extracted_at
-    elapsed = time.perf_counter() - started
-    return {
-        "elapsed_s": round(elapsed, 2),
-        "failed": failed,
-        "per_min": per_min(corpus, elapsed),
-        "cores_busy": cores_busy(busy_before, elapsed),
-        "cpu_s_by_part": parts_used(parts_before, cpu_parts_s([os.getpid()])),
-        "work_s": {"extract": round(extract_s, 2), "summarize": round(summarize_s, 2)},
-    }
-
-
-def loop_pair(count: int, max_pages: int) -> dict[str, Any]:
-    """Two plain loops at once, each in a process of its own: what the machine gives
-    two lanes of this work with no web, queue or database beside them.
-
-    Each child warms its sandbox, then waits for a go line on its stdin, so that
-    the two loops start together and their start-up is not timed.
-    """
-    command = [sys.executable, "-m", "bench.pipeline", "--loop-child", f"{count},{max_pages}"]
-    children = [
-        subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        for _ in range(2)
-    ]
-    try:
-        for child in children:
-            assert child.stdout is not None
-            if child.stdout.readline().strip() != "ready":
-                raise RuntimeError("a plain-loop child did not start")
-        for child in children:
-            assert child.stdin is not None
-            child.stdin.write("go\n")
-            child.stdin.flush()
-        results = [json.loads(child.communicate(timeout=1800)[0]) for child in children]
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-    documents = sum(r["documents"] for r in results)
-    slowest = max(r["elapsed_s"] for r in results)
-    return {
-        "elapsed_s": [r["elapsed_s"] for r in results],
-        "per_min": round(documents / slowest * 60, 1),
-        "cores_busy": [r["cores_busy"] for r in results],
-        # Each loop's steps, the mean of the two: the same corpus as one plain loop's.
-        "work_s": {
-            step: round(statistics.mean(r["work_s"][step] for r in results), 2)
-            for step in ("extract", "summarize")
-        },
-    }
-
-
-async def loop_child(spec: str) -> None:
-    """One of `loop_pair`'s processes: warm up, say so, wait for the go, run the loop."""
-    count, max_pages = (int(v) for v in spec.split(","))
-    corpus = cached(count, max_pages)
-    warm_up()
-    print("ready", flush=True)
-    await asyncio.to_thread(sys.stdin.readline)
-    result = await plain_loop(corpus)
-    print(json.dumps({"documents": len(corpus), **result}), flush=True)
-
-
-def per_min(corpus: list[Path], elapsed: float) -> float:
-    return round(len(corpus) / elapsed * 60, 1)
 
 
 async def through_docdigest(
@@ -270,15 +179,6 @@ def cpu_split(**spans: tuple[float | None, float | None]) -> dict[str, float] | 
     return {name: round(value, 2) for name, value in {**used, "rest": rest}.items()}
 
 
-def parts_used(
-    before: dict[str, float] | None, after: dict[str, float] | None
-) -> dict[str, float] | None:
-    """The CPU seconds of each part (`cpu_parts_s`) between two readings."""
-    if before is None or after is None:
-        return None
-    return {part: round(after[part] - before[part], 2) for part in after}
-
-
 def steps_vs_plain(
     phase: dict[str, Any] | None, plain: dict[str, Any] | None
 ) -> dict[str, float] | None:
@@ -373,129 +273,8 @@ async def wait_until(
     raise TimeoutError("documents were not processed in time")
 
 
-async def read_back(
-    engine: Any, user_id: int, started_at: datetime, workers: int
-) -> dict[str, Any]:
-    """Outcomes from the documents table, and where the time went: each job's queue
-    wait and run from the ledger, the time the lanes spent between jobs, and within
-    the runs the steps' own work (extracting, summarizing) from the documents' step
-    timeline, so that what a round loses to the job tier and what it loses to slower
-    work can be told apart."""
-    async with engine.connect() as conn:
-        documents = (
-            await conn.execute(
-                select(Document.id, Document.status, Document.ready_at).where(
-                    Document.user_id == user_id, Document.created_at >= started_at
-                )
-            )
-        ).all()
-        subjects = [f"document:{d.id}" for d in documents]
-        jobs = (
-            await conn.execute(
-                select(
-                    JobRun.function, JobRun.enqueued_at, JobRun.started_at, JobRun.finished_at
-                ).where(JobRun.subject.in_(subjects))
-            )
-        ).all()
-        step_rows = (
-            await conn.execute(
-                select(DocumentStep.step, DocumentStep.started_at, DocumentStep.finished_at).where(
-                    DocumentStep.document_id.in_([d.id for d in documents]),
-                    DocumentStep.finished_at.is_not(None),
-                    DocumentStep.error.is_(None),
-                )
-            )
-        ).all()
-    ready = [d.ready_at for d in documents if d.status == DocumentStatus.READY and d.ready_at]
-    last_ready = max(ready, default=None)
-    steps: dict[str, dict[str, list[float]]] = {}
-    for row in jobs:
-        if row.started_at is None or row.finished_at is None:
-            continue
-        step = steps.setdefault(row.function, {"queue_wait": [], "run": [], "in_round": []})
-        step["queue_wait"].append((row.started_at - row.enqueued_at).total_seconds() * 1000)
-        step["run"].append((row.finished_at - row.started_at).total_seconds() * 1000)
-        if last_ready is not None and row.started_at < last_ready:
-            # The part of the run the round's clock saw (it stops at the last ready).
-            in_round = min(row.finished_at, last_ready) - row.started_at
-            step["in_round"].append(in_round.total_seconds() * 1000)
-    work: dict[str, list[float]] = {}
-    for row in step_rows:
-        work.setdefault(row.step, []).append(
-            (row.finished_at - row.started_at).total_seconds() * 1000
-        )
-    runs = [(row.started_at, row.finished_at) for row in jobs if row.started_at and row.finished_at]
-    return {
-        "ready": len(ready),
-        "failed": sum(1 for d in documents if d.status == DocumentStatus.FAILED),
-        "last_ready_s": (last_ready - started_at).total_seconds() if last_ready else None,
-        "lanes": lanes(runs, workers, started_at, last_ready) if last_ready else None,
-        "steps_ms": {
-            name: {
-                "jobs": len(values["run"]),
-                "queue_wait_p50": round(statistics.median(values["queue_wait"]), 1),
-                "run_p50": round(statistics.median(values["run"]), 1),
-                "run_total_s": round(sum(values["run"]) / 1000, 2),
-                "in_round_jobs": len(values["in_round"]),
-                "in_round_s": round(sum(values["in_round"]) / 1000, 2),
-            }
-            for name, values in sorted(steps.items())
-        },
-        "work_ms": {
-            name: {
-                "steps": len(values),
-                "p50": round(statistics.median(values), 1),
-                "total_s": round(sum(values) / 1000, 2),
-            }
-            for name, values in sorted(work.items())
-        },
-    }
-
-
-def lanes(
-    runs: list[tuple[datetime, datetime]], workers: int, start: datetime, end: datetime
-) -> dict[str, Any]:
-    """Where the round's lanes were idle, from its jobs' runs (start, finish).
-
-    A worker runs one job at a time, so the runs are laid out on `workers` lanes, each
-    on the lane that has been free longest (the ledger does not say which worker ran a
-    job; the total idle time is the same whichever lane a run lands on). Only the part
-    the round's clock saw, from `start` to `end`, counts: the wait before each lane's
-    first job (the first uploads), the gaps between jobs (a job's end and the claim of
-    the next), and a lane's idle time after its last job while another still works.
-    """
-    free_since = [start] * workers
-    before_s = after_s = 0.0
-    gaps: list[float] = []
-    started = [False] * workers
-    for run_start, run_end in sorted(r for r in runs if r[0] < end):
-        lane = min(range(workers), key=lambda n: free_since[n])
-        idle = max((run_start - free_since[lane]).total_seconds(), 0.0)
-        if started[lane]:
-            gaps.append(idle)
-        else:
-            before_s += idle
-            started[lane] = True
-        free_since[lane] = max(free_since[lane], run_end)
-    for lane, since in enumerate(free_since):
-        idle = max((end - since).total_seconds(), 0.0)
-        if started[lane]:
-            after_s += idle
-        else:
-            before_s += idle
-    return {
-        "before_first_job_s": round(before_s, 3),
-        "between_jobs_s": round(sum(gaps), 3),
-        "between_jobs_p50_ms": round(statistics.median(gaps) * 1000, 2) if gaps else None,
-        "after_last_job_s": round(after_s, 3),
-    }
-
-
 async def main() -> None:
-    args = arguments(__doc__ or "", "loop-child")
-    if args.loop_child:
-        await loop_child(args.loop_child)
-        return
+    args = arguments(__doc__ or "")
     count, max_pages = (300, 200) if args.full else (6, 8)
     kind = "postgres" if postgres_admin_url() else "sqlite"
     started = time.perf_counter()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bench.pipeline import lanes
+from bench._readback import lanes
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
