@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._corpus import cached
-from bench.common import cores_busy, cpu_parts_s, machine_busy_s, parts_used
+from bench.common import cores_busy, cpu_parts_s, machine_busy_s, parts_used, run
 from docdigest.documents.extract import ExtractionFailed, Limits, extract_file
 from docdigest.documents.extract.sandbox import warm_up
 from docdigest.documents.sniff import sniff
@@ -111,4 +111,6 @@ def per_min(corpus: list[Path], elapsed: float) -> float:
 
 
 if __name__ == "__main__":
-    asyncio.run(loop_child(sys.argv[1]))
+    # On the event loop the bench itself runs on (uvloop when installed), as the
+    # single plain loop does.
+    run(loop_child(sys.argv[1]))
