@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-REQUIRED = {
+REQUIRED: dict[str, type | tuple[type, ...]] = {
     "name": str,
     "params": dict,
     "figure": (int, float),
@@ -18,7 +18,7 @@ REQUIRED = {
     "target": str,
     "meets": bool,
 }
-NULLABLE = {"baseline": (int, float), "ratio": (int, float)}
+NULLABLE: dict[str, type | tuple[type, ...]] = {"baseline": (int, float), "ratio": (int, float)}
 
 
 def problems(text: str) -> list[str]:

@@ -69,7 +69,7 @@ async def fill(url: str, count: int) -> list[dict[str, Any]]:
     engine = create_engine(url)
     async with engine.begin() as conn:
         for start in range(0, count, 5_000):
-            await conn.execute(insert(JobRun.__table__), data[start : start + 5_000])
+            await conn.execute(insert(JobRun), data[start : start + 5_000])
     if url.startswith("sqlite"):
         async with engine.begin() as conn:
             await conn.execute(text("ANALYZE"))

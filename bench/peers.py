@@ -12,17 +12,16 @@ reported as skipped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
 from subprocess import Popen
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis as sync_redis
 import redis.asyncio as aioredis
@@ -41,6 +40,10 @@ from docdigest.core.db import commit, create_engine, create_sessionmaker
 from docdigest.core.queue import connect_queue
 from docdigest.jobs import JobContext, enqueue, job
 
+if TYPE_CHECKING:
+    from celery import Celery
+    from saq.types import Context
+
 STAMPS = "bench:peers:stamps"
 _stamper: aioredis.Redis | None = None
 
@@ -48,9 +51,9 @@ _stamper: aioredis.Redis | None = None
 async def stamp(redis_url: str, sent: float) -> None:
     global _stamper
     if _stamper is None:
-        _stamper = aioredis.from_url(redis_url)
+        _stamper = aioredis.Redis.from_url(redis_url)
     now = time.time()
-    await _stamper.rpush(STAMPS, f"{now} {now - sent}")
+    await _stamper.rpush(STAMPS, f"{now} {now - sent}")  # type: ignore[misc]
 
 
 # ---------------------------------------------------------------- docdigest
@@ -92,7 +95,7 @@ async def dd_sender(
 # ---------------------------------------------------------------- SAQ
 
 
-async def saq_probe(ctx: dict[str, Any], *, sent: float, redis_url: str) -> None:
+async def saq_probe(ctx: Context, *, sent: float, redis_url: str) -> None:
     await stamp(redis_url, sent)
 
 
@@ -121,24 +124,20 @@ async def saq_sender(redis_url: str, queue: str) -> Callable[[], Awaitable[None]
 # ---------------------------------------------------------------- Celery
 
 
-def celery_app(redis_url: str, queue: str) -> ContextManager[Popen[bytes]]:
+def celery_app(redis_url: str, queue: str) -> Celery:
     from celery import Celery
 
     app = Celery("bench", broker=redis_url)
     app.conf.task_default_queue = queue
     app.conf.worker_hijack_root_logger = False
 
-    @app.task(name="celery_probe", ignore_result=True)
     def celery_probe(sent: float) -> None:
         now = time.time()
         _sync_stamper(redis_url).rpush(STAMPS, f"{now} {now - sent}")
 
+    # Registered by a call, not as a decorator: Celery leaves its decorators untyped.
+    app.task(name="celery_probe", ignore_result=True)(celery_probe)
     return app
-
-
-@contextlib.contextmanager
-def _noop() -> Iterator[None]:
-    yield
 
 
 _sync_clients: dict[str, sync_redis.Redis] = {}
@@ -194,7 +193,7 @@ async def read_stamps(
     values: list[tuple[float, float]] = []
     deadline = time.monotonic() + timeout_s
     while len(values) < count and time.monotonic() < deadline:
-        item = await reports.blpop([STAMPS], timeout=1)
+        item = await reports.blpop([STAMPS], timeout=1)  # type: ignore[misc]
         if item is not None:
             finished, waited = item[1].decode().split()
             values.append((float(finished), float(waited)))
@@ -205,7 +204,7 @@ async def measure_system(
     system: str, redis_url: str, database_url: str, jobs: int, samples: int
 ) -> dict[str, Any]:
     queue = f"bench-{system}-{uuid.uuid4().hex[:6]}"
-    reports = aioredis.from_url(redis_url)
+    reports = aioredis.Redis.from_url(redis_url)
     await reports.delete(STAMPS)
     send_many: Callable[[int], Awaitable[None]] | None = None
     if system == "docdigest":

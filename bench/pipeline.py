@@ -210,7 +210,7 @@ async def wait_for_workers(redis_url: str, queue: str, count: int, timeout_s: fl
     redis = Redis.from_url(redis_url)
     try:
         deadline = time.monotonic() + timeout_s
-        while await redis.hlen(f"{queue}:workers") < count:  # type: ignore[misc]
+        while await redis.hlen(f"{queue}:workers") < count:
             if time.monotonic() > deadline:
                 raise TimeoutError("workers did not start")
             await asyncio.sleep(0.1)

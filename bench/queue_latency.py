@@ -51,8 +51,8 @@ async def probe(jc: JobContext, sent: float) -> None:
     started = time.time()
     global _reporter
     if _reporter is None:
-        _reporter = aioredis.from_url(jc.settings.redis_url)
-    await _reporter.rpush(REPORTS, str(started - sent))
+        _reporter = aioredis.Redis.from_url(jc.settings.redis_url)
+    await _reporter.rpush(REPORTS, str(started - sent))  # type: ignore[misc]
 
 
 async def bare_probe(ctx: dict[str, Any], sent: float) -> None:
@@ -88,7 +88,7 @@ async def collect(reports: aioredis.Redis, count: int, timeout_s: float) -> list
     values: list[float] = []
     deadline = time.monotonic() + timeout_s
     while len(values) < count and time.monotonic() < deadline:
-        item = await reports.blpop([REPORTS], timeout=1)
+        item = await reports.blpop([REPORTS], timeout=1)  # type: ignore[misc]
         if item is not None:
             values.append(float(item[1]))
     return values
@@ -102,7 +102,7 @@ async def docdigest_latencies(
     engine = create_engine(database_url)
     queue = await connect_queue(settings)
     sessions = create_sessionmaker(engine, queue=queue, settings=settings)
-    reports = aioredis.from_url(redis_url)
+    reports = aioredis.Redis.from_url(redis_url)
     await reports.delete(REPORTS)
 
     enqueue_s: list[float] = []
@@ -142,7 +142,7 @@ async def docdigest_latencies(
 async def bare_default_latencies(redis_url: str, samples: int) -> list[float]:
     queue_name = f"bench:{uuid.uuid4().hex[:8]}"
     pool = await create_pool(RedisSettings.from_dsn(redis_url), default_queue_name=queue_name)
-    reports = aioredis.from_url(redis_url)
+    reports = aioredis.Redis.from_url(redis_url)
     await reports.delete(REPORTS)
     values: list[float] = []
     with worker_process("bare", redis_url, "", queue_name):
