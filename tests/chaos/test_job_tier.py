@@ -28,7 +28,8 @@ RECOVERY_S = 3 + 1 + 10
 
 
 async def marks(queue: ArqRedis, settings: Settings, kind: str) -> list[str]:
-    return [m.decode() for m in await queue.lrange(marks_key(settings, kind), 0, -1)]
+    marked = await queue.lrange(marks_key(settings, kind), 0, -1)  # type: ignore[misc]
+    return [m.decode() for m in marked]
 
 
 async def all_succeeded(db: async_sessionmaker[AsyncSession], ids: list[str]) -> bool:

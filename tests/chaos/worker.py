@@ -26,8 +26,8 @@ def marks_key(settings: Settings, kind: str) -> str:
 async def mark(settings: Settings, kind: str, tag: str) -> None:
     global _redis
     if _redis is None:
-        _redis = aioredis.from_url(settings.redis_url)
-    await _redis.rpush(marks_key(settings, kind), tag)
+        _redis = aioredis.Redis.from_url(settings.redis_url)
+    await _redis.rpush(marks_key(settings, kind), tag)  # type: ignore[misc]
 
 
 @job(timeout_s=3, max_tries=5)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +116,7 @@ async def test_the_first_writer_after_a_copy_finishes_it_in_its_own_hand_off(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls: list[str] = []
-    original = aiosqlite.Connection._execute
+    original: Callable[..., Awaitable[Any]] = aiosqlite.Connection._execute
 
     async def counting(self: aiosqlite.Connection, fn: Callable[..., Any], *a: Any) -> Any:
         calls.append(fn.__name__)
@@ -193,7 +193,7 @@ async def test_the_web_app_checkpoints_beside_its_writers_while_it_runs(
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_a_worker_checkpoints_beside_its_writers_while_it_runs(settings: Settings) -> None:
     options = worker_options(settings)
-    ctx = {"redis": await connect_queue(settings)}
+    ctx: dict[str, Any] = {"redis": await connect_queue(settings)}
     await options["on_startup"](ctx)
     try:
         assert len(_checkpointing()) == 1

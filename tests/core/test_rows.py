@@ -16,7 +16,7 @@ from sqlalchemy.orm.exc import DetachedInstanceError
 
 from docdigest.core.db import utcnow
 from docdigest.core.rows import insert_with_children, load
-from docdigest.documents.models import Document, DocumentStep
+from docdigest.documents.models import Document, DocumentStatus, DocumentStep
 from docdigest.jobs.models import JobRun
 from docdigest.users.models import User
 from tests.conftest import record_statements
@@ -188,7 +188,7 @@ async def only_a_change_is_written(
         assert inspect(instance).persistent
         await session.commit()  # nothing changed: nothing written
         assert statements == []
-        instance.status = "ready"
+        instance.status = DocumentStatus.READY
         await session.commit()
     assert len(statements) == 1
     async with db() as session:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ def sqlite_url(tmp_path: Path) -> str:
 def hand_offs(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """What each aiosqlite connection was asked to run in its thread, by name."""
     counts: Counter[str] = Counter()
-    original = aiosqlite.Connection._execute
+    original: Callable[..., Awaitable[Any]] = aiosqlite.Connection._execute
 
     async def counting(self: aiosqlite.Connection, fn: Callable[..., Any], *a: Any) -> Any:
         counts[fn.__name__] += 1

@@ -5,17 +5,17 @@ from __future__ import annotations
 import io
 import zipfile
 from pathlib import Path
+from typing import BinaryIO
 
 import docx
 import pytest
 from mammoth.docx.office_xml import read as read_office_xml
 from mammoth.docx.styles_xml import read_styles_xml_element
 from markitdown import StreamInfo
-from markitdown.converters import DocxConverter
 
 from docdigest.documents import sniff
 from docdigest.documents.extract import docx as lighter
-from docdigest.documents.extract.formats import extract
+from docdigest.documents.extract.formats import CONVERTERS, extract
 from tests.documents import files
 
 W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
@@ -73,10 +73,10 @@ def with_styles(data: bytes, styles: bytes) -> bytes:
     return out.getvalue()
 
 
-def converted(stream: io.BufferedIOBase | io.BytesIO) -> str:
+def converted(stream: BinaryIO) -> str:
     info = StreamInfo(extension=".docx", mimetype=sniff.DOCX)
     with stream:
-        return DocxConverter().convert(stream, info).markdown
+        return CONVERTERS[sniff.DOCX].convert(stream, info).markdown
 
 
 def test_the_styles_part_keeps_what_the_converter_reads_of_it() -> None:

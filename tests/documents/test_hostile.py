@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -18,9 +19,12 @@ HOSTILE = [
 ]
 
 
-async def status_of(client: httpx.AsyncClient, account: Account, document_id: int) -> dict:
+async def status_of(
+    client: httpx.AsyncClient, account: Account, document_id: int
+) -> dict[str, Any]:
     response = await client.get(f"/api/documents/{document_id}", headers=account.headers)
-    return response.json()
+    body: dict[str, Any] = response.json()
+    return body
 
 
 async def test_hostile_files_fail_with_reasons_and_the_next_document_is_processed(

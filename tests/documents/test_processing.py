@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from docdigest.core.db import commit
 from docdigest.core.queue import connect_queue
 from docdigest.documents import jobs, pipeline
+from docdigest.documents.extract import extract_file
 from docdigest.documents.jobs import process_document
 from docdigest.documents.models import DocumentStep
 from docdigest.jobs import enqueue
@@ -182,7 +183,7 @@ async def test_while_its_text_is_extracted_the_owner_sees_extracting(
     """An extraction still running `WORTH_KEEPING_S` after its job began has
     "extracting" committed beside it, so the owner sees the step begin rather than
     a queued document."""
-    real_extract_file = pipeline.extract_file
+    real_extract_file = extract_file
     seen: list[tuple[str, list[tuple[str, str | None]], bool]] = []
 
     async def watched(*args: Any) -> Any:

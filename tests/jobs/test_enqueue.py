@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from arq.connections import ArqRedis
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from docdigest.core.db import commit, rollback
@@ -96,7 +96,9 @@ async def test_several_jobs_go_in_with_one_insert_and_reach_the_queue_together(
         held = await enqueue(session, record_number, key="number:5", n=5)
         await commit(session)
     async with db(info={"queue": queue}) as session:
-        inserts = record_statements(session.get_bind(), "INSERT")
+        bind = session.get_bind()
+        assert isinstance(bind, Engine)
+        inserts = record_statements(bind, "INSERT")
         runs = await enqueue_all(
             session,
             [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Coroutine, Generator
 from datetime import datetime, timedelta
 from typing import Any
@@ -121,7 +122,7 @@ async def test_a_full_batch_is_written_without_waiting_for_the_interval(
         ledger.end(ended(ids[-1], now, AttemptOutcome.SUCCEEDED, JobStatus.SUCCEEDED))
         # Written long before the minute is up, and before close() could flush it.
         for job_id in (ids[0], ids[-1]):
-            await eventually(lambda job_id=job_id: status_is(db, job_id, JobStatus.SUCCEEDED))
+            await eventually(functools.partial(status_is, db, job_id, JobStatus.SUCCEEDED))
     finally:
         await ledger.close()
         await engine.dispose()

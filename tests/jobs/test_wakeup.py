@@ -108,7 +108,7 @@ async def _waiting_for_a_push(queue: ArqRedis, queue_name: str) -> bool:
     """
     clients = await queue.client_list()
     blocked = any(c["cmd"] == "blpop" and "b" in c["flags"] for c in clients)
-    return blocked and not await queue.llen(wake_key(queue_name))
+    return blocked and not await queue.llen(wake_key(queue_name))  # type: ignore[misc]
 
 
 @pytest.mark.usefixtures("worker")
@@ -212,7 +212,7 @@ async def test_a_stop_that_comes_with_a_wake_still_stops_the_worker(
     async with _worker(settings) as worker:
         await eventually(lambda: _blocked_with_a_claim_behind(queue))
         await asyncio.sleep(0.1)  # the poll loop is back in its wait
-        assert worker.main_task is not None
+        assert worker.main_task is not None and isinstance(worker, wakeup.WakeUpWorker)
         worker._wake.set()  # as a finished job does
         worker.main_task.cancel()  # as a stop signal does
         stopped, _ = await asyncio.wait({worker.main_task}, timeout=10)

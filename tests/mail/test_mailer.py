@@ -9,9 +9,10 @@ from email.message import EmailMessage
 import pytest
 from aiosmtpd.controller import Controller
 
+from docdigest.devserver.redis import free_port
 from docdigest.mail import mailer as mailer_module
 from docdigest.mail.mailer import POOL_SIZE, Mailer
-from tests.conftest import SmtpCatcher, free_port
+from tests.conftest import SmtpCatcher
 
 
 def message(n: int) -> EmailMessage:

@@ -4,6 +4,7 @@ policy would write it, its boundary in none of its bodies."""
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.headerregistry import Address
@@ -12,7 +13,6 @@ from email.message import EmailMessage
 import pytest
 from aiosmtplib.email import flatten_message
 
-from docdigest.mail import message as mail_message
 from docdigest.mail.message import PARSED_HEADERS, POLICY, new_message, set_bodies
 
 TEXT = "Grüße, Zoë!\nThe summary: costs fell by 3 % = good news.\n" + "long line " * 40 + "\n"
@@ -67,7 +67,7 @@ def test_the_bytes_are_what_the_default_policy_writes_but_for_the_boundary() -> 
 
 def test_a_boundary_found_in_a_body_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
     tokens = iter(["0" * 32, "1" * 32])
-    monkeypatch.setattr(mail_message.secrets, "token_hex", lambda _n: next(tokens))
+    monkeypatch.setattr(secrets, "token_hex", lambda _n: next(tokens))
     message = new_message()
     set_bodies(message, f"a body that happens to hold =_{'0' * 32} in it\n", HTML)
 

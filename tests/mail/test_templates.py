@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 from docdigest.mail.render import render_mail
 
 USER = SimpleNamespace(name="Ann <script>", email="ann@example.com")
 DOCUMENT = SimpleNamespace(id=7, filename="report.pdf")
-CONTEXTS = {
+CONTEXTS: dict[str, dict[str, Any]] = {
     "welcome": {"user": USER},
     "onboarding_nudge": {"user": USER},
     "document_ready": {

@@ -128,12 +128,17 @@ def test_a_web_process_stalled_for_seconds_keeps_its_requests(stack_env: dict[st
             assert client.get("/healthz").status_code == 200
             serving = serving_processes(web)
             assert len(serving) == 2
+
+            def resume_all() -> None:
+                for process in serving:
+                    process.resume()
+
             for process in serving:
                 process.suspend()
             # Longer than uvicorn's own 5 s for the health check (the supervisor would kill
             # both processes) and for keep-alive (each would wake, close the connection
             # this request waits in and reset it).
-            timer = threading.Timer(7, lambda: [p.resume() for p in serving])
+            timer = threading.Timer(7, resume_all)
             timer.start()
             try:
                 answer = client.get("/healthz")  # sent while no process can run

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -110,7 +111,7 @@ def test_prometheus_config_is_valid() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def kubernetes_objects() -> list[dict[str, object]]:
+def kubernetes_objects() -> list[dict[str, Any]]:
     objects = []
     for path in sorted((DEPLOY / "k8s").glob("*.yaml")):
         objects += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]

@@ -212,9 +212,10 @@ def test_500_documents_through_two_web_processes_and_three_workers(
         DOCDIGEST_DATA_DIR=str(tmp_path / "shared"),
         DOCDIGEST_PORT=str(web_port),
     )
-    settings = Settings(
-        **{k[len("DOCDIGEST_") :].lower(): v for k, v in env.items() if k.startswith("DOCDIGEST_")}
-    )
+    fields: dict[str, Any] = {
+        k[len("DOCDIGEST_") :].lower(): v for k, v in env.items() if k.startswith("DOCDIGEST_")
+    }
+    settings = Settings(**fields)
     base_url = f"http://127.0.0.1:{web_port}"
     try:
         with mail_sink(smtp_port) as sink:

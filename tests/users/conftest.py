@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -8,7 +10,7 @@ from docdigest.settings import Settings
 
 
 @pytest.fixture
-async def other_client(app: FastAPI) -> httpx.AsyncClient:
+async def other_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """A second browser on the same app (its own cookie jar)."""
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:

@@ -93,7 +93,7 @@ async def test_garbage_token_is_a_plain_403(client: httpx.AsyncClient) -> None:
     await log_in(client)
 
     response = await client.patch(
-        "/api/me", json={"name": "x"}, headers={"X-CSRF-Token": "é".encode("latin-1")}
+        "/api/me", json={"name": "x"}, headers={b"X-CSRF-Token": "é".encode("latin-1")}
     )
 
     assert response.status_code == 403

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from email.message import EmailMessage
 
 import httpx
@@ -25,7 +26,7 @@ def captured(subject: str, html: str, to: str = "ada@example.com") -> bytes:
 
 
 @pytest.fixture
-async def dev_mail_client(settings: Settings) -> httpx.AsyncClient:
+async def dev_mail_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     dev = settings.model_copy(update={"dev_mail_dir": settings.data_dir / "mail"})
     application: FastAPI = create_app(dev)
     async with application.router.lifespan_context(application):
