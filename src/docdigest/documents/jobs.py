@@ -29,8 +29,6 @@ import asyncio
 import time
 from typing import Any
 
-from sqlalchemy import Select, bindparam, select
-
 from docdigest.core.db import commit, rollback
 from docdigest.core.rows import load
 from docdigest.documents import pipeline
@@ -41,7 +39,6 @@ from docdigest.documents.storage import Storage
 from docdigest.jobs import JobContext, JobSpec, enqueue, job
 from docdigest.mail.mailer import Mailer
 from docdigest.mail.outbox import public_base_url, send_once
-from docdigest.users.models import User
 
 #: How long `extract_text` runs before it commits its progress: the most of its work
 #: a crash can lose, and half the document page's refresh (every second).
@@ -162,10 +159,7 @@ async def _summarize(
 
 @job(timeout_s=60, subject="document:{document_id}")
 async def email_user(jc: JobContext, user_id: int, document_id: int) -> None:
-    conn = await jc.session.connection()
-    mail = (
-        await conn.execute(_READY_MAIL, {"user_id": user_id, "document_id": document_id})
-    ).first()
+    mail = await pipeline.ready_mail(jc.session, user_id, document_id)
     if mail is None:
         return
     step = pipeline.begin_step(
@@ -195,45 +189,6 @@ async def email_user(jc: JobContext, user_id: int, document_id: int) -> None:
         raise
     if not sent:
         pipeline.finish_step(step)
-
-
-def _ready_mail() -> Select[str, str | None, str | None, str | None, str, str]:
-    """What the ready mail says, read in one query: no row unless the document is
-    ready, its user is there and no earlier try of this step sent the mail.
-
-    Columns, not instances: the job changes neither row, and loading the two and then
-    looking for the step took three queries and the ORM's loading of each. Built once,
-    with the ids as parameters, and run on the session's connection.
-    """
-    sent_before = (
-        select(DocumentStep.id)
-        .where(
-            DocumentStep.document_id == Document.id,
-            DocumentStep.step == pipeline.EMAIL,
-            DocumentStep.finished_at.is_not(None),
-            DocumentStep.error.is_(None),
-        )
-        .exists()
-    )
-    return (
-        select(
-            Document.filename,
-            Document.summary,
-            Document.note,
-            Document.summary_source,
-            User.name,
-            User.email,
-        )
-        .join(User, User.id == bindparam("user_id"))
-        .where(
-            Document.id == bindparam("document_id"),
-            Document.status == DocumentStatus.READY,
-            ~sent_before,
-        )
-    )
-
-
-_READY_MAIL = _ready_mail()
 
 
 @job(timeout_s=60, subject="document:{document_id}")

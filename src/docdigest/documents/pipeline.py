@@ -7,6 +7,7 @@ import importlib
 import logging
 from dataclasses import dataclass
 
+from sqlalchemy import Row, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from docdigest.core.db import utcnow
@@ -16,6 +17,7 @@ from docdigest.documents.removal import delete_files_after_commit
 from docdigest.documents.storage import Storage, new_key
 from docdigest.jobs.retry import is_transient
 from docdigest.settings import Settings
+from docdigest.users.models import User
 
 log = logging.getLogger(__name__)
 
@@ -150,3 +152,53 @@ def mark_ready(document: Document, summary: Summary) -> None:
         document.note = f"{document.note}; {summary.note}" if document.note else summary.note
     document.status = DocumentStatus.READY
     document.ready_at = document.processed_at = utcnow()
+
+
+#: The ready mail's filename, summary, note, summary source, and its user's name and email.
+ReadyMail = Row[str, str | None, str | None, str | None, str, str]
+
+
+async def ready_mail(session: AsyncSession, user_id: int, document_id: int) -> ReadyMail | None:
+    """What the ready mail says, or None once there is nothing to send (see `_ready_mail`)."""
+    conn = await session.connection()
+    params = {"user_id": user_id, "document_id": document_id}
+    return (await conn.execute(_READY_MAIL, params)).first()
+
+
+def _ready_mail() -> Select[str, str | None, str | None, str | None, str, str]:
+    """What the ready mail says, read in one query: no row unless the document is
+    ready, its user is there and no earlier try of this step sent the mail.
+
+    Columns, not instances: the job changes neither row, and loading the two and then
+    looking for the step took three queries and the ORM's loading of each. Built once,
+    with the ids as parameters, and run on the session's connection.
+    """
+    sent_before = (
+        select(DocumentStep.id)
+        .where(
+            DocumentStep.document_id == Document.id,
+            DocumentStep.step == EMAIL,
+            DocumentStep.finished_at.is_not(None),
+            DocumentStep.error.is_(None),
+        )
+        .exists()
+    )
+    return (
+        select(
+            Document.filename,
+            Document.summary,
+            Document.note,
+            Document.summary_source,
+            User.name,
+            User.email,
+        )
+        .join(User, User.id == bindparam("user_id"))
+        .where(
+            Document.id == bindparam("document_id"),
+            Document.status == DocumentStatus.READY,
+            ~sent_before,
+        )
+    )
+
+
+_READY_MAIL = _ready_mail()
