@@ -15,7 +15,7 @@ from docdigest.core.db import commit, utcnow
 from docdigest.jobs import JobContext, enqueue, job
 from docdigest.jobs.context import request_id
 from docdigest.jobs.models import JobAttempt, JobRun, JobStatus
-from docdigest.jobs.wakeup import due_ms
+from docdigest.jobs.wakelist import due_ms
 from docdigest.settings import Settings
 from tests.conftest import RunWorker
 from tests.jobs.conftest import load

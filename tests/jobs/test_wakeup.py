@@ -20,7 +20,7 @@ from docdigest.core.db import commit
 from docdigest.jobs import JobContext, enqueue, job, wakeup
 from docdigest.jobs.models import JobStatus
 from docdigest.jobs.registry import JobSpec
-from docdigest.jobs.wakeup import WAKE_TOKENS_MAX, wake_key
+from docdigest.jobs.wakelist import WAKE_TOKENS_MAX, now_ms, wake_key
 from docdigest.settings import Settings
 from tests.conftest import RunWorker
 from tests.jobs.conftest import eventually, load, running_worker, status_is
@@ -191,7 +191,7 @@ async def test_a_push_from_a_clock_ahead_of_redis_still_starts_at_once(
     """By Redis's clock, which the armed claim reads, the job is not due yet; the
     token it came with makes the worker claim again by its own clock."""
     ahead_ms = 5_000
-    real_now_ms = wakeup.now_ms
+    real_now_ms = now_ms
     monkeypatch.setattr(wakeup, "now_ms", lambda: real_now_ms() + ahead_ms)
     monkeypatch.setattr(enqueue_module, "now_ms", lambda: real_now_ms() + ahead_ms)
     ran.clear()

@@ -22,7 +22,7 @@ from docdigest.core.ids import new_id
 from docdigest.core.rows import add_all_unless_exist
 from docdigest.jobs.context import current_job_id, request_id
 from docdigest.jobs.models import JobRun, JobStatus
-from docdigest.jobs.wakeup import WAKE_TOKENS_MAX, due_ms, now_ms, wake_key
+from docdigest.jobs.wakelist import WAKE_TOKENS_MAX, due_ms, now_ms, wake_key
 from docdigest.settings import Settings, get_settings
 
 if TYPE_CHECKING:

@@ -12,7 +12,8 @@ deferred jobs). A worker also polls again as soon as one of its jobs finishes, s
 under load it never sits out a poll delay while the queue is full.
 
 What a claim takes and reads is in `claim`; a job's end is written with those of
-the worker's other jobs that end meanwhile (`finish`).
+the worker's other jobs that end meanwhile (`finish`); the wake list's name and the
+queue's clock, which the push shares, are in `wakelist`.
 """
 
 from __future__ import annotations
@@ -20,10 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 from signal import Signals
 from typing import Any
 
@@ -40,32 +39,9 @@ from docdigest.jobs.claim import (
     with_claimed_read,
 )
 from docdigest.jobs.finish import Finish, queue_finish
+from docdigest.jobs.wakelist import now_ms, wake_key
 
 log = logging.getLogger("docdigest.jobs")
-
-WAKE_TOKENS_MAX = 64
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def due_ms(at: datetime) -> int:
-    """The queue score of a job due at `at`: its time in milliseconds, rounded up.
-
-    Arq rounds both a job's time and the clock it compares it with to the nearest
-    millisecond, so a job could start up to a millisecond before its time; rounded
-    up here and the clock rounded down (`now_ms`), it never starts early.
-    """
-    microseconds = (at - _EPOCH) // timedelta(microseconds=1)
-    return -(-microseconds // 1000)
-
-
-def now_ms() -> int:
-    """The clock in whole milliseconds, rounded down: a job is due once it reaches its score."""
-    return time.time_ns() // 1_000_000
-
-
-def wake_key(queue_name: str) -> str:
-    return f"{queue_name}:wake"
 
 
 class WakeUpWorker(Worker):
