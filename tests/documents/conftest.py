@@ -6,14 +6,17 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from arq.worker import Worker
+from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from docdigest.core.blanks import BlankFiles
 from docdigest.core.db import commit
 from docdigest.core.queue import connect_queue
 from docdigest.documents.models import Document
@@ -23,6 +26,7 @@ from docdigest.settings import Settings
 from docdigest.users.models import User
 from docdigest.users.sessions import open_session
 from tests.conftest import run_burst
+from tests.openfiles import unnamed_held
 
 
 @dataclass
@@ -157,3 +161,17 @@ def fail_first_call(
         return await real(*args, **kwargs)
 
     monkeypatch.setattr(owner, name, first_fails)
+
+
+def stored_files(settings: Settings) -> list[Path]:
+    return [p for p in settings.files_dir.rglob("*") if p.is_file()]
+
+
+async def leftovers(app: FastAPI) -> list[str]:
+    """What uploads left behind: files in the temporary directory, and files made
+    ahead (unnamed) that an upload took and did not close."""
+    blanks: BlankFiles = app.state.blank_files
+    await blanks.fill()
+    tmp = blanks.directory
+    named = [path.name for path in tmp.iterdir()] if tmp.exists() else []
+    return named + ["(unnamed)"] * (unnamed_held(tmp) - blanks.ready)
