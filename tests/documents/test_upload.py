@@ -14,7 +14,6 @@ from docdigest.documents.models import Document
 from docdigest.documents.received import ReceivedFile
 from docdigest.documents.sniff import HTML, TEXT
 from docdigest.documents.storage import Storage
-from docdigest.documents.upload import FLUSH_BYTES, MAX_PARTS
 from docdigest.main import MAX_BODY_BYTES
 from docdigest.settings import Settings
 from tests.documents import files
@@ -215,111 +214,6 @@ async def test_filenames_are_kept_for_display_but_never_used_as_paths(
     [stored] = stored_files(settings)
     assert stored.resolve().is_relative_to(settings.files_dir.resolve())
     assert stored.name.isalnum()
-
-
-BOUNDARY = "d0cd1ge5t"
-
-
-def file_part(name: str, data: bytes, *headers: str) -> bytes:
-    """One file part of a multipart body, opening delimiter included."""
-    lines = [
-        f"--{BOUNDARY}",
-        f'Content-Disposition: form-data; name="file"; filename="{name}"',
-        *headers,
-        "",
-        "",
-    ]
-    return "\r\n".join(lines).encode() + data + b"\r\n"
-
-
-CLOSE = f"--{BOUNDARY}--\r\n".encode()
-MALFORMED = {
-    "no multipart at all": (b"just some words", "not well-formed multipart"),
-    "cut off inside a small file": (
-        file_part("a.txt", files.text_bytes())[:-40],
-        "ended before its closing boundary",
-    ),
-    # A whole first write (made in a thread while the body still arrives), then nothing.
-    "cut off inside a file past its first write": (
-        file_part("a.txt", (b"A long text, written in pieces.\n" * 40_000)[:FLUSH_BYTES])[:-2],
-        "ended before its closing boundary",
-    ),
-    "cut off between two files": (
-        file_part("a.txt", files.text_bytes()) + f"--{BOUNDARY}\r\nContent-Disp".encode(),
-        "ended before its closing boundary",
-    ),
-    "no closing delimiter": (
-        file_part("a.txt", files.text_bytes()),
-        "ended before its closing boundary",
-    ),
-    "too many headers in a part": (
-        file_part("a.txt", files.text_bytes(), *(f"X-Note-{i}: x" for i in range(12))) + CLOSE,
-        "Maximum header count exceeded",
-    ),
-    "a header line of 10,000 bytes": (
-        file_part("a" * 10_000 + ".txt", files.text_bytes()) + CLOSE,
-        "Maximum header size exceeded",
-    ),
-}
-
-
-@pytest.mark.parametrize("case", list(MALFORMED))
-async def test_a_body_that_cannot_be_read_is_400_and_leaves_nothing(
-    app: FastAPI, client: httpx.AsyncClient, alice: Account, settings: Settings, case: str
-) -> None:
-    body, reason = MALFORMED[case]
-    response = await client.post(
-        "/api/documents",
-        content=body,
-        headers=alice.headers | {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
-    )
-
-    assert response.status_code == 400, response.text
-    assert reason in response.json()["detail"]
-    assert stored_files(settings) == [] and await leftovers(app) == []
-    listed = await client.get("/api/documents", headers=alice.headers)
-    assert listed.json()["items"] == []
-
-
-async def test_a_body_of_too_many_parts_is_422_and_leaves_nothing(
-    app: FastAPI, client: httpx.AsyncClient, alice: Account, settings: Settings
-) -> None:
-    fields = b"".join(
-        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="note{i}"\r\n\r\nx\r\n'.encode()
-        for i in range(MAX_PARTS)
-    )
-    response = await client.post(
-        "/api/documents",
-        content=file_part("a.txt", files.text_bytes()) + fields + CLOSE,
-        headers=alice.headers | {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
-    )
-
-    assert response.status_code == 422
-    assert f"at most {MAX_PARTS} parts" in response.json()["detail"]
-    assert stored_files(settings) == [] and await leftovers(app) == []
-
-
-async def test_several_files_in_one_request_each_get_a_result(
-    client: httpx.AsyncClient, alice: Account, upload: Upload
-) -> None:
-    await upload(alice, "known.md", files.markdown_bytes())
-    response = await client.post(
-        "/api/documents",
-        headers=alice.headers,
-        files=[
-            ("files", ("a.pdf", files.pdf_bytes())),
-            ("files", ("b.png", files.png_bytes())),
-            ("files", ("c.md", files.markdown_bytes())),
-            ("files", ("d.txt", b"")),
-        ],
-    )
-
-    assert response.status_code == 200
-    results = response.json()["results"]
-    assert [r["status_code"] for r in results] == [202, 415, 200, 422]
-    assert results[0]["document"]["status"] == "queued"
-    assert results[2]["document"]["duplicate"] is True
-    assert "image/png" in results[1]["detail"]
 
 
 async def test_anonymous_upload_is_401(
