@@ -41,6 +41,10 @@ async def status_is(db: async_sessionmaker[AsyncSession], job_id: str, status: s
     return (await load(db, job_id)).status == status
 
 
+#: How long a stopping test worker lets its jobs in flight run on before cancelling them.
+JOBS_END_WITHIN_S = 5
+
+
 @contextlib.asynccontextmanager
 async def running_worker(settings: Settings, **options: Any) -> AsyncIterator[Worker]:
     """A worker running as in production (not in burst mode) until the block ends."""
@@ -52,6 +56,11 @@ async def running_worker(settings: Settings, **options: Any) -> AsyncIterator[Wo
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        # Let the jobs in flight end, as a graceful stop does. `close()` cancels any
+        # still running, and a job cancelled while its end is being written makes
+        # `close()` itself raise CancelledError.
+        if worker.tasks:
+            await asyncio.wait(worker.tasks.values(), timeout=JOBS_END_WITHIN_S)
         await worker.close()
 
 
