@@ -7,25 +7,36 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from docdigest.devserver.redis import free_port
 from docdigest.settings import Settings
 
 
-def _requests_total(text: str, handler: str) -> float:
+def _requests_total(families: Iterable[Metric], handler: str) -> float:
     return sum(
         s.value
-        for family in text_string_to_metric_families(text)
+        for family in families
         for s in family.samples
         if s.name == "http_requests_total" and s.labels.get("handler") == handler
     )
+
+
+def _counted_by_process(metrics_dir: Path, handler: str) -> dict[str, float]:
+    # Each process writes its labelled counters to counter_<pid>.db.
+    by_process = {}
+    for path in metrics_dir.glob("counter_*.db"):
+        families = MultiProcessCollector.merge([str(path)])  # type: ignore[no-untyped-call]
+        by_process[path.stem.split("_")[-1]] = _requests_total(families, handler)
+    return by_process
 
 
 @pytest.fixture
@@ -69,19 +80,27 @@ def two_process_web(settings: Settings, tmp_path: Path) -> Iterator[tuple[str, P
 
 def test_request_counts_from_two_processes_add_up(two_process_web: tuple[str, Path]) -> None:
     url, metrics_dir = two_process_web
-    sent = 60
 
     def fresh_request(_: int) -> int:
         # A fresh connection each time, several at once, so both processes take some.
         with httpx.Client() as fresh:
             return fresh.get(f"{url}/healthz").status_code
 
+    # Rounds of requests until both processes have answered some: the first to start
+    # answers /readyz while the second may still be importing.
+    sent = 0
+    deadline = time.monotonic() + 30
     with ThreadPoolExecutor(6) as pool:
-        assert set(pool.map(fresh_request, range(sent))) == {200}
-    processes_that_counted = {p.stem.split("_")[-1] for p in metrics_dir.glob("counter_*.db")}
-
+        while True:
+            assert set(pool.map(fresh_request, range(30))) == {200}
+            sent += 30
+            by_process = _counted_by_process(metrics_dir, "/healthz")
+            if sum(1 for n in by_process.values() if n) == 2 or time.monotonic() > deadline:
+                break
     scrapes = [httpx.get(f"{url}/metrics").text for _ in range(6)]
 
-    assert len(processes_that_counted) == 2
-    assert {_requests_total(text, "/healthz") for text in scrapes} == {sent}
+    assert len(by_process) == 2 and min(by_process.values()) > 0, by_process
+    assert sum(by_process.values()) == sent
+    totals = {_requests_total(text_string_to_metric_families(t), "/healthz") for t in scrapes}
+    assert totals == {sent}
     assert "docdigest_ready 1.0" in scrapes[0]
