@@ -26,7 +26,6 @@ Not part of `make bench`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -37,6 +36,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from bench.common import arguments
 
 _ADDITIONS = "x = 0\nfor i in range(n):\n    x += i\n"
 _ECHO = "import os\nwhile b := os.read(0, 1):\n    os.write(1, b)\n"
@@ -158,9 +159,7 @@ def _cpu_model() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--full", action="store_true", help="the real figures (about ten seconds)")
-    print(json.dumps(measure(parser.parse_args().full)))
+    print(json.dumps(measure(arguments(__doc__ or "").full)))
 
 
 if __name__ == "__main__":
