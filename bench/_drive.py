@@ -36,7 +36,7 @@ from fastapi import FastAPI
 
 import docdigest.models  # noqa: F401  (registers every table for create_all)
 from bench._loadgen import UPLOAD_CONTENT_TYPE, filler, upload_body
-from bench.common import database
+from bench.common import database, database_argument
 from docdigest.main import create_app
 from docdigest.settings import Settings
 
@@ -159,7 +159,7 @@ def route_arguments(description: str | None) -> argparse.ArgumentParser:
     """The options every driver of the app takes: a route and a database."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("route", choices=ROUTES)
-    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    database_argument(parser)
     return parser
 
 

@@ -33,7 +33,7 @@ import docdigest.models  # noqa: F401  (registers every table for create_all)
 from bench._drive import Request, bearer_token
 from bench._loadgen import UPLOAD_CONTENT_TYPE, filler, upload_body
 from bench._servers import smtp_server
-from bench.common import database, quiet_logging
+from bench.common import database, database_argument, quiet_logging
 from docdigest.jobs import registry, runner
 from docdigest.main import create_app
 from docdigest.settings import Settings
@@ -122,7 +122,7 @@ async def _burst(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    database_argument(parser)
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--size", type=int, default=3000, help="bytes of text a document")
     args = parser.parse_args()

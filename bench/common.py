@@ -74,6 +74,21 @@ def private_redis() -> Iterator[str]:
             process.wait(10)
 
 
+NO_POSTGRES = "PostgreSQL needs DOCDIGEST_BENCH_POSTGRES_URL or DOCDIGEST_TEST_POSTGRES_URL"
+
+
+def database_argument(parser: argparse.ArgumentParser) -> None:
+    """`--database sqlite|postgres`, refused at the command line when PostgreSQL is asked
+    for and no URL names one, rather than failing after the setup has begun."""
+
+    def kind(value: str) -> str:
+        if value == "postgres" and postgres_admin_url() is None:
+            raise argparse.ArgumentTypeError(NO_POSTGRES)
+        return value
+
+    parser.add_argument("--database", type=kind, choices=("sqlite", "postgres"), default="sqlite")
+
+
 def postgres_admin_url() -> str | None:
     url = os.environ.get("DOCDIGEST_BENCH_POSTGRES_URL") or os.environ.get(
         "DOCDIGEST_TEST_POSTGRES_URL"
@@ -95,7 +110,8 @@ async def database(kind: str, workdir: Path) -> AsyncIterator[str]:
         yield url
         return
     admin_url = postgres_admin_url()
-    assert admin_url is not None
+    if admin_url is None:
+        raise RuntimeError(NO_POSTGRES)
     name = f"docdigest_bench_{uuid.uuid4().hex[:10]}"
     admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
     async with admin.connect() as conn:
