@@ -13,6 +13,11 @@
 - `getppid_us`: a system call as Python makes it (`os.getppid`).
 - `pipe_round_trip_us`: one byte to a child process and back through two pipes,
   Python at both ends: two wake-ups and four system calls.
+- `pair_scaling`: what the two cores make of one piece of work run in two processes at
+  once, in units of one such process alone (twice its time alone over the slower one's
+  time beside the other), three times each: the records above, and the reads within
+  16 MB. 2.0 when neither core takes anything from the other; the pipeline's
+  `loop_pair_scaling` is the same figure for a document's own work.
 
 Each gives the median of its runs and every run's figure. docs/performance.md sets
 them beside each machine's suite, so that what a machine is quick or slow at is on
@@ -27,12 +32,14 @@ Not part of `make bench`.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +122,37 @@ def pipe_round_trip_us(trips: int) -> float:
         child.stdout.close()
 
 
+def pair_scaling(work: Callable[[], float]) -> float:
+    """Twice the time `work` takes in one process alone, over the slower of two at once."""
+    alone = _at_once(work, 1)
+    return round(2 * alone[0] / max(_at_once(work, 2)), 3)
+
+
+def _at_once(work: Callable[[], float], processes: int) -> list[float]:
+    """`work`'s own timing of itself in each of `processes` forked processes, which all
+    set out together once every one is ready."""
+    context = multiprocessing.get_context("fork")
+    ready = context.Barrier(processes)
+    results: multiprocessing.SimpleQueue[float] = context.SimpleQueue()
+    children = [
+        context.Process(target=_timed_after, args=(work, ready, results)) for _ in range(processes)
+    ]
+    for child in children:
+        child.start()
+    try:
+        return [results.get() for _ in children]
+    finally:
+        for child in children:
+            child.join(timeout=60)
+
+
+def _timed_after(
+    work: Callable[[], float], ready: Barrier, results: multiprocessing.SimpleQueue[float]
+) -> None:
+    ready.wait()
+    results.put(work())
+
+
 def measure(full: bool) -> dict[str, object]:
     additions = 10_000_000 if full else 200_000
     sizes = (256 * _KB, 2048 * _KB, 16384 * _KB, 262144 * _KB) if full else (256 * _KB,)
@@ -126,6 +164,13 @@ def measure(full: bool) -> dict[str, object]:
     }
     calls = [getppid_us(1_000_000 if full else 10_000) for _ in range(3)]
     trips = [pipe_round_trip_us(20_000 if full else 200) for _ in range(3)]
+    records, shared = 200_000 if full else 5_000, 16384 * _KB if full else 256 * _KB
+    pairs = {
+        "records": [pair_scaling(lambda: objects_seconds(records)) for _ in range(3)],
+        f"reads_{shared // _KB}_KB": [
+            pair_scaling(lambda: random_read_ns(shared, reads * 4)) for _ in range(3)
+        ],
+    }
     return {
         "name": "machine",
         "params": {"additions": additions, "reads": reads, "full": full},
@@ -137,6 +182,7 @@ def measure(full: bool) -> dict[str, object]:
         "random_read_ns": {size: _spread(runs) for size, runs in reads_by_size.items()},
         "getppid_us": _spread(calls),
         "pipe_round_trip_us": _spread(trips),
+        "pair_scaling": {work: _spread(runs) for work, runs in pairs.items()},
     }
 
 

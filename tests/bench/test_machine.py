@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import psutil
-from bench._machine import pipe_round_trip_us
+import pytest
+from bench._machine import pair_scaling, pipe_round_trip_us
 
 
 def test_the_helper_prints_every_measure_with_its_runs() -> None:
@@ -19,7 +23,9 @@ def test_the_helper_prints_every_measure_with_its_runs() -> None:
     assert result["name"] == "machine"
     assert set(result["loop_s"]) == {"top_level", "in_function"}
     assert list(result["random_read_ns"]) == ["256 KB"]  # quick mode: the smallest array only
+    assert set(result["pair_scaling"]) == {"records", "reads_256_KB"}
     spreads = [*result["loop_s"].values(), *result["random_read_ns"].values()]
+    spreads += result["pair_scaling"].values()
     spreads += [result["objects_s"], result["getppid_us"], result["pipe_round_trip_us"]]
     for spread in spreads:
         assert spread["runs"] and all(figure > 0 for figure in spread["runs"])
@@ -30,4 +36,25 @@ def test_the_round_trips_echoing_child_is_gone_when_it_returns() -> None:
     before = {child.pid for child in psutil.Process().children()}
 
     assert pipe_round_trip_us(50) > 0
+    assert {child.pid for child in psutil.Process().children()} <= before
+
+
+def _held(lock: Path, exclusive: bool) -> float:
+    """Seconds to take the file's lock, hold it a tenth of a second and let it go."""
+    start = time.perf_counter()
+    with lock.open("w") as file:
+        fcntl.flock(file, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        time.sleep(0.1)
+    return time.perf_counter() - start
+
+
+@pytest.mark.parametrize(("exclusive", "low", "high"), [(False, 1.8, 2.1), (True, 0.9, 1.1)])
+def test_the_pair_counts_two_lanes_when_they_share_nothing_and_one_when_they_take_turns(
+    tmp_path: Path, exclusive: bool, low: float, high: float
+) -> None:
+    before = {child.pid for child in psutil.Process().children()}
+
+    scaling = pair_scaling(lambda: _held(tmp_path / "lock", exclusive))
+
+    assert low <= scaling <= high
     assert {child.pid for child in psutil.Process().children()} <= before
