@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import queue
 import statistics
 import subprocess
 import sys
@@ -122,32 +123,38 @@ def pipe_round_trip_us(trips: int) -> float:
         child.stdout.close()
 
 
-def pair_scaling(work: Callable[[], float]) -> float:
+def pair_scaling(work: Callable[[], float], timeout: float = 60) -> float:
     """Twice the time `work` takes in one process alone, over the slower of two at once."""
-    alone = _at_once(work, 1)
-    return round(2 * alone[0] / max(_at_once(work, 2)), 3)
+    alone = _at_once(work, 1, timeout)
+    return round(2 * alone[0] / max(_at_once(work, 2, timeout)), 3)
 
 
-def _at_once(work: Callable[[], float], processes: int) -> list[float]:
+def _at_once(work: Callable[[], float], processes: int, timeout: float) -> list[float]:
     """`work`'s own timing of itself in each of `processes` forked processes, which all
-    set out together once every one is ready."""
+    set out together once every one is ready. A child that dies without its figure
+    fails the measure after `timeout` seconds instead of leaving it waiting."""
     context = multiprocessing.get_context("fork")
     ready = context.Barrier(processes)
-    results: multiprocessing.SimpleQueue[float] = context.SimpleQueue()
+    results: multiprocessing.Queue[float] = context.Queue()
     children = [
         context.Process(target=_timed_after, args=(work, ready, results)) for _ in range(processes)
     ]
     for child in children:
         child.start()
     try:
-        return [results.get() for _ in children]
+        return [results.get(timeout=timeout) for _ in children]
+    except queue.Empty:
+        raise RuntimeError("a process of the pair measure died without its figure") from None
     finally:
         for child in children:
-            child.join(timeout=60)
+            child.join(timeout=timeout)
+            if child.is_alive():  # left waiting at the barrier by one that died
+                child.kill()
+                child.join()
 
 
 def _timed_after(
-    work: Callable[[], float], ready: Barrier, results: multiprocessing.SimpleQueue[float]
+    work: Callable[[], float], ready: Barrier, results: multiprocessing.Queue[float]
 ) -> None:
     ready.wait()
     results.put(work())

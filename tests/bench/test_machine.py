@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import subprocess
 import sys
 import time
@@ -57,4 +58,12 @@ def test_the_pair_counts_two_lanes_when_they_share_nothing_and_one_when_they_tak
     scaling = pair_scaling(lambda: _held(tmp_path / "lock", exclusive))
 
     assert low <= scaling <= high
+    assert {child.pid for child in psutil.Process().children()} <= before
+
+
+def test_a_process_that_dies_without_its_figure_fails_the_measure_and_leaves_no_child() -> None:
+    before = {child.pid for child in psutil.Process().children()}
+
+    with pytest.raises(RuntimeError, match="died without its figure"):
+        pair_scaling(lambda: os._exit(1), timeout=1)
     assert {child.pid for child in psutil.Process().children()} <= before
