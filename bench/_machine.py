@@ -164,14 +164,15 @@ def measure(full: bool) -> dict[str, object]:
     additions = 10_000_000 if full else 200_000
     sizes = (256 * _KB, 2048 * _KB, 16384 * _KB, 262144 * _KB) if full else (256 * _KB,)
     reads = 5_000_000 if full else 100_000
+    records = 200_000 if full else 5_000
+    shared = (16384 if full else 256) * _KB  # the pair measure's arrays
     loops = [loop_seconds(additions) for _ in range(3)]
-    objects = [objects_seconds(200_000 if full else 5_000) for _ in range(3)]
+    objects = [objects_seconds(records) for _ in range(3)]
     reads_by_size = {
         f"{size // _KB} KB": [random_read_ns(size, reads) for _ in range(2)] for size in sizes
     }
     calls = [getppid_us(1_000_000 if full else 10_000) for _ in range(3)]
     trips = [pipe_round_trip_us(20_000 if full else 200) for _ in range(3)]
-    records, shared = 200_000 if full else 5_000, 16384 * _KB if full else 256 * _KB
     pairs = {
         "records": [pair_scaling(lambda: objects_seconds(records)) for _ in range(3)],
         f"reads_{shared // _KB}_KB": [

@@ -8,11 +8,20 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
 import pytest
 from bench._machine import pair_scaling, pipe_round_trip_us
+
+
+@contextmanager
+def _leaves_no_child() -> Iterator[None]:
+    before = {child.pid for child in psutil.Process().children()}
+    yield
+    assert {child.pid for child in psutil.Process().children()} <= before
 
 
 def test_the_helper_prints_every_measure_with_its_runs() -> None:
@@ -34,10 +43,8 @@ def test_the_helper_prints_every_measure_with_its_runs() -> None:
 
 
 def test_the_round_trips_echoing_child_is_gone_when_it_returns() -> None:
-    before = {child.pid for child in psutil.Process().children()}
-
-    assert pipe_round_trip_us(50) > 0
-    assert {child.pid for child in psutil.Process().children()} <= before
+    with _leaves_no_child():
+        assert pipe_round_trip_us(50) > 0
 
 
 def _held(lock: Path, exclusive: bool) -> float:
@@ -53,17 +60,12 @@ def _held(lock: Path, exclusive: bool) -> float:
 def test_the_pair_counts_two_lanes_when_they_share_nothing_and_one_when_they_take_turns(
     tmp_path: Path, exclusive: bool, low: float, high: float
 ) -> None:
-    before = {child.pid for child in psutil.Process().children()}
-
-    scaling = pair_scaling(lambda: _held(tmp_path / "lock", exclusive))
+    with _leaves_no_child():
+        scaling = pair_scaling(lambda: _held(tmp_path / "lock", exclusive))
 
     assert low <= scaling <= high
-    assert {child.pid for child in psutil.Process().children()} <= before
 
 
 def test_a_process_that_dies_without_its_figure_fails_the_measure_and_leaves_no_child() -> None:
-    before = {child.pid for child in psutil.Process().children()}
-
-    with pytest.raises(RuntimeError, match="died without its figure"):
+    with _leaves_no_child(), pytest.raises(RuntimeError, match="died without its figure"):
         pair_scaling(lambda: os._exit(1), timeout=1)
-    assert {child.pid for child in psutil.Process().children()} <= before
