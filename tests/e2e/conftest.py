@@ -22,7 +22,7 @@ from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, as
 from pydantic import SecretStr
 
 from docdigest.core.db import create_tables
-from docdigest.devserver.redis import free_port
+from docdigest.devserver.redis import free_ports
 from docdigest.settings import Settings
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -99,7 +99,7 @@ def stack(settings: Settings, tmp_path: Path) -> Iterator[Stack]:
     if CHROMIUM is None:
         print("e2e skipped: no chromium on PATH (apt-get install chromium)")
         pytest.skip("no chromium on PATH: install Debian's chromium package")
-    smtp_port, web_port = free_port(), free_port()
+    smtp_port, web_port = free_ports(2)
     settings = settings.model_copy(
         update={
             "env": "development",

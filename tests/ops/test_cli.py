@@ -44,7 +44,7 @@ def wait_until_answering(url: str, process: subprocess.Popen[str]) -> httpx.Resp
 
 def start_web(env: dict[str, str], processes: int) -> tuple[subprocess.Popen[str], str]:
     """`docdigest web --workers N` on a free port, once it answers `/readyz`."""
-    port = free_port()
+    port = free_port(avoid={int(env["DOCDIGEST_SMTP_PORT"])})  # nothing holds that one yet
     web = subprocess.Popen(
         [DOCDIGEST, "web", "--port", str(port), "--workers", str(processes)],
         env=env,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,6 +15,9 @@ from pathlib import Path
 import httpx
 import psutil
 
+from docdigest.devserver.launcher import Launcher
+from docdigest.devserver.redis import free_port, free_ports
+from docdigest.settings import Settings
 from tests.ops.conftest import Launched, clean_env
 
 Launch = Callable[..., Launched]
@@ -126,3 +130,24 @@ def test_configured_parts_are_used_instead_of_embedded_ones(launch: Launch, redi
     # No catcher, so no captured-mail API either.
     assert httpx.get(f"{stack.base_url}/api/dev/mail").status_code == 404
     assert stack.stop() == 0
+
+
+def test_the_embedded_parts_never_get_the_web_port_or_one_port_twice(tmp_path: Path) -> None:
+    # The kernel hands a just-closed port out again now and then, and the launcher
+    # picks every port before any part binds one: a thousand picks would repeat one.
+    web_port = free_port()
+    launcher = Launcher(Settings(data_dir=tmp_path, port=web_port), environ={})
+
+    claimed = [launcher.claim_port() for _ in range(1000)]
+
+    assert len(set(claimed)) == len(claimed)
+    assert web_port not in claimed
+
+
+def test_ports_picked_together_are_distinct_and_free() -> None:
+    ports = free_ports(50)
+
+    assert len(set(ports)) == len(ports)
+    for port in ports:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))

