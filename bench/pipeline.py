@@ -325,7 +325,8 @@ async def main() -> None:
         two_workers_per_min=two["per_min"] if two else None,
         scaling_2_vs_1=round(scaling, 3) if scaling is not None else None,
         # Two workers cannot keep more than every core busy: at most this many times
-        # one worker, whatever the code does (cores_busy is the 1-worker round's).
+        # one worker, whatever the code does (cores_busy is the 1-worker round's), as
+        # long as a document costs the rounds the same CPU, which a busy host can move.
         scaling_bound=round(cores / one["cores_busy"], 3)
         if (cores := os.cpu_count()) and one["cores_busy"]
         else None,
