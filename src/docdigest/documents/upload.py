@@ -3,8 +3,8 @@ is hashed and counted, so memory stays flat and the size cap holds mid-stream.
 
 Starlette's `request.form()` would spool the whole body first (and parse it
 again for `UploadFile`); here python-multipart's push parser is fed
-`request.stream()` chunk by chunk, and each file part's bytes go to its
-`FileSink` (`documents/received.py`).
+`request.stream()` chunk by chunk (`documents/multipart.py`), and each file part's
+bytes go to its `FileSink` (`documents/received.py`).
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ from urllib.parse import unquote
 
 from fastapi import Request
 from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
+from python_multipart.multipart import MultipartState, parse_options_header
 
 from docdigest.core.blanks import BlankFiles
 from docdigest.core.disk import on_local_disk
 from docdigest.core.errors import AppError, BadRequest, PayloadTooLarge, Unprocessable
 from docdigest.core.ids import new_id
+from docdigest.documents.multipart import MultipartBodyParser
 from docdigest.documents.received import FileSink, Inspect, ReceivedFile
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ async def receive_files(
     if length and length.isdigit() and int(length) > max_request:
         raise PayloadTooLarge(_too_large(max_file_bytes), limit_bytes=max_file_bytes)
     receiver = _Receiver(tmp_dir, max_file_bytes, inspect, blanks)
-    parser = MultipartParser(boundary, cast("MultipartCallbacks", receiver.callbacks()))
+    parser = MultipartBodyParser(boundary, cast("MultipartCallbacks", receiver.callbacks()))
     received = 0
     try:
         async for chunk in request.stream():
