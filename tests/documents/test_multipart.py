@@ -47,9 +47,12 @@ class Recorder:
         }
 
 
-def parse(parser_class: type[MultipartParser], chunks: list[bytes]) -> tuple[Recorder, str]:
+def parse(
+    parser_class: type[MultipartParser], chunks: list[bytes], max_size: float = float("inf")
+) -> tuple[Recorder, str]:
     recorder = Recorder()
-    parser = parser_class(BOUNDARY, cast("MultipartCallbacks", recorder.callbacks()))
+    callbacks = cast("MultipartCallbacks", recorder.callbacks())
+    parser = parser_class(BOUNDARY, callbacks, max_size=max_size)
     outcome = "complete"
     try:
         for chunk in chunks:
@@ -144,3 +147,12 @@ def test_prose_without_carriage_returns_goes_past_the_parser(
     assert ("part_data", data) in recorder.events
     assert outcome.startswith("complete")
     assert parsed == [HEAD, DELIMITER + b"--\r\n"]
+
+
+def test_a_size_limit_cuts_the_body_where_the_plain_parser_cuts_it() -> None:
+    chunks = [HEAD, PROSE * 100, PROSE * 100, DELIMITER + b"--\r\n"]
+    limit = len(HEAD) + len(PROSE) * 150
+    plain, _ = parse(MultipartParser, chunks, max_size=limit)
+    quick, _ = parse(MultipartBodyParser, chunks, max_size=limit)
+    assert quick.events == plain.events
+    assert ("part_data", PROSE * 150) in quick.events

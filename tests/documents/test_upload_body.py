@@ -3,6 +3,9 @@ reason, and leaves nothing; several files in one body each get their own result.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -115,3 +118,34 @@ async def test_several_files_in_one_request_each_get_a_result(
     assert results[0]["document"]["status"] == "queued"
     assert results[2]["document"]["duplicate"] is True
     assert "image/png" in results[1]["detail"]
+
+
+async def test_a_body_sent_in_many_pieces_stores_each_file_whole(
+    client: httpx.AsyncClient, alice: Account, settings: Settings
+) -> None:
+    """Pieces of prose with no carriage return skip the parser's search, the others
+    do not, and a delimiter may be cut between two pieces: every byte still lands in
+    its own file."""
+    prose = b"The keepers wrote the weather in the ledger every evening.\n" * 20_000
+    crlf = prose.replace(b"\n", b"\r\n")[: len(prose) // 2]
+    body = file_part("lf.txt", prose) + file_part("crlf.txt", crlf) + CLOSE
+    cut_at = body.index(f"\r\n--{BOUNDARY}".encode()) + 5  # inside the first delimiter
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for start, end in [(0, 50_000), (50_000, cut_at), (cut_at, len(body))]:
+            for at in range(start, end, 65_536):
+                yield body[at : min(at + 65_536, end)]
+
+    response = await client.post(
+        "/api/documents",
+        content=pieces(),
+        headers=alice.headers | {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
+    )
+
+    assert response.status_code == 200, response.text
+    documents = [r["document"] for r in response.json()["results"]]
+    assert [d["sha256"] for d in documents] == [
+        hashlib.sha256(prose).hexdigest(),
+        hashlib.sha256(crlf).hexdigest(),
+    ]
+    assert sorted(p.read_bytes() for p in stored_files(settings)) == sorted([prose, crlf])
