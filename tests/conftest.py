@@ -98,12 +98,22 @@ def _run_in_thread(coro: Coroutine[Any, Any, None]) -> None:
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """Each test runs once on SQLite and once on PostgreSQL (when configured)."""
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
-        await create_tables(url)
-        yield url
+        yield await sqlite_database(tmp_path)
         return
     url = request.getfixturevalue("postgres_url")
     yield url
+    await empty_tables(url)
+
+
+async def sqlite_database(directory: Path) -> str:
+    """A new SQLite database with every table, in `directory`."""
+    url = f"sqlite+aiosqlite:///{directory / 'test.db'}"
+    await create_tables(url)
+    return url
+
+
+async def empty_tables(url: str) -> None:
+    """Empty every table of the PostgreSQL database at `url`, for the next test."""
     engine = create_async_engine(url)
     async with engine.begin() as conn:
         tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)

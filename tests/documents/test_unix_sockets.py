@@ -24,10 +24,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from docdigest.core.db import Base, create_tables
 from docdigest.devserver.redis import find_redis_server, redis_command
 from docdigest.settings import Settings
-from tests.conftest import RunWorker
+from tests.conftest import RunWorker, empty_tables, sqlite_database
 from tests.documents import files
 from tests.documents.conftest import Account, Upload, ready_mails
 
@@ -67,18 +66,11 @@ def _wait_for_socket(path: Path, process: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
-        await create_tables(url)
-        yield url
+        yield await sqlite_database(tmp_path)
         return
-    over_tcp = request.getfixturevalue("postgres_url")
-    url = await _through_socket(over_tcp)
+    url = await _through_socket(request.getfixturevalue("postgres_url"))
     yield url
-    engine = create_async_engine(url)
-    async with engine.begin() as conn:
-        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-        await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    await engine.dispose()
+    await empty_tables(url)
 
 
 async def _through_socket(over_tcp: str) -> str:
