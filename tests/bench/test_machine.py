@@ -47,16 +47,22 @@ def test_the_round_trips_echoing_child_is_gone_when_it_returns() -> None:
         assert pipe_round_trip_us(50) > 0
 
 
+# Each process clocks itself from the moment it leaves the barrier, and on a busy core
+# one can leave it tens of milliseconds after the other, which shortens its wait for the
+# lock by as much: the hold is long enough for that to stay within the bounds.
+HOLD_S = 0.3
+
+
 def _held(lock: Path, exclusive: bool) -> float:
-    """Seconds to take the file's lock, hold it a tenth of a second and let it go."""
+    """Seconds to take the file's lock, hold it `HOLD_S` and let it go."""
     start = time.perf_counter()
     with lock.open("w") as file:
         fcntl.flock(file, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        time.sleep(0.1)
+        time.sleep(HOLD_S)
     return time.perf_counter() - start
 
 
-@pytest.mark.parametrize(("exclusive", "low", "high"), [(False, 1.8, 2.1), (True, 0.9, 1.1)])
+@pytest.mark.parametrize(("exclusive", "low", "high"), [(False, 1.8, 2.1), (True, 0.9, 1.15)])
 def test_the_pair_counts_two_lanes_when_they_share_nothing_and_one_when_they_take_turns(
     tmp_path: Path, exclusive: bool, low: float, high: float
 ) -> None:
